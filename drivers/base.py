@@ -1,0 +1,60 @@
+"""The log driver contract.
+
+A driver is registered under its Docker name (see `registry`). Its module (or factory object) offers:
+
+- `name`: the Docker name, e.g. "json-file";
+- `validate_options(opts)`: create-time check of the driver's own log-opts (the common ones, `mode` and
+  `max-buffer-size`, are checked before by `drivers.options`); raises `InvalidParameter`;
+- `async new(info)`: build the driver for a container at start time, parsing option values
+  (Docker's `New`); raises `InvalidParameter` for a bad value.
+
+The driver itself is a `LogDriver`. Optional abilities are separate small protocols, as in Docker:
+a `LogReader` can serve `logs`, a `SizedLogger` asks the copier for a larger line limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol, runtime_checkable
+
+from logship.pipeline.info import ContainerInfo
+from logship.pipeline.message import Batch, Message
+from logship.pipeline.readconfig import ReadConfig
+
+
+class LogDriver(Protocol):
+    """Receives batches of one container's output; never blocks the event loop."""
+
+    name: str
+
+    async def log(self, batch: Batch) -> None:
+        """Deliver or durably buffer the whole batch; raise to report it failed."""
+
+    async def close(self) -> None:
+        """Flush and release everything; called once when the container's output has ended."""
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """A driver that can read back what it wrote, for `logs`."""
+
+    def read_logs(self, config: ReadConfig) -> AsyncIterator[list[Message]]:
+        """Yield messages in order, in lists; with follow, keep going until the driver is closed."""
+        ...
+
+
+@runtime_checkable
+class SizedLogger(Protocol):
+    """A driver whose backend takes lines longer than Docker's 16 KiB default before splitting."""
+
+    def buffer_size(self) -> int: ...
+
+
+class DriverFactory(Protocol):
+    """What the registry needs from a driver: a module with these names satisfies it."""
+
+    name: str
+
+    def validate_options(self, opts: Mapping[str, str]) -> None: ...
+
+    async def new(self, info: ContainerInfo) -> LogDriver: ...

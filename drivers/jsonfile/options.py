@@ -1,0 +1,81 @@
+"""json-file's log-opts: which keys it takes (checked at create) and their values (parsed at start).
+
+Docker splits it the same way: an unknown key fails `docker create`, a bad value only fails the
+start, with the texts of `jsonfilelog.New`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from logship.drivers.options import ATTRIBUTE_OPTIONS, parse_bool, reject_unknown
+from logship.drivers.util.logfile import Rotation
+from logship.errors import InvalidParameter
+from logship.pipeline.info import ContainerInfo
+from logship.pipeline.tagtemplate import render_tag
+from logship.units import SizeError, from_human_size
+
+DRIVER = "json-file"
+ACCEPTED = frozenset({"max-file", "max-size", "compress"}) | ATTRIBUTE_OPTIONS
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = 2**63 - 1
+
+
+def validate_options(opts: Mapping[str, str]) -> None:
+    reject_unknown(DRIVER, opts, ACCEPTED)
+
+
+def rotation_of(opts: Mapping[str, str]) -> Rotation:
+    """max-size, max-file and compress, checked in Docker's order with Docker's errors."""
+    max_size = -1
+    if "max-size" in opts:
+        try:
+            max_size = from_human_size(opts["max-size"])
+        except SizeError as err:
+            raise InvalidParameter(str(err)) from None
+        if max_size <= 0:
+            raise InvalidParameter("max-size must be a positive number")
+    max_files = 1
+    if "max-file" in opts:
+        max_files = _atoi(opts["max-file"])
+        if max_files < 1:
+            raise InvalidParameter("max-file cannot be less than 1")
+    compress = False
+    if "compress" in opts:
+        try:
+            compress = parse_bool(opts["compress"])
+        except ValueError as err:
+            raise InvalidParameter(str(err)) from None
+        if compress and (max_files < 2 or max_size == -1):
+            raise InvalidParameter("compress cannot be true when max-file is less than 2 or max-size is not set")
+    return Rotation(max_size=max_size, max_files=max_files, compress=compress)
+
+
+def attributes_of(info: ContainerInfo) -> dict[str, str]:
+    """The extra attributes stored in every record: labels/env selections, and `tag` only if set."""
+    for option in ("labels-regex", "env-regex"):
+        pattern = info.config.get(option)
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise InvalidParameter(f"invalid {option} '{pattern}': {err}") from None
+    attrs = info.extra_attributes()
+    template = info.config.get("tag", "")
+    if template:  # json-file has no default tag
+        tag = render_tag(template, info)
+        if tag:
+            attrs["tag"] = tag
+    return attrs
+
+
+def _atoi(text: str) -> int:
+    """Go's strconv.Atoi, with its error texts."""
+    if not _GO_INT.fullmatch(text):
+        raise InvalidParameter(f'strconv.Atoi: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        raise InvalidParameter(f'strconv.Atoi: parsing "{text}": value out of range')
+    return value

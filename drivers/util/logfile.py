@@ -1,0 +1,271 @@
+"""A container's log file that rotates and compresses the way Docker's `loggerutils.LogFile` does.
+
+The format of the records is not known here: callers hand over blobs of whole records plus a function
+that finds record boundaries, so json-file and (later) local share the rotation rules:
+
+- Before each record, if the file has reached `max_size`, rotate (so a file exceeds max-size by at
+  most one record). A blob is written with as few `write()` calls as those rotations allow.
+- Rotation with max_files >= 2: delete `.N-1[.gz]`, rename `.i-1` to `.i`, the current file to `.1`;
+  with max_files == 1 the current file is unlinked (readers that hold it keep the old inode). Either
+  way a fresh file is opened at the same name and the rotation *generation* goes up by one.
+- compress: `.1` is gzipped to `.1.gz` in a background thread, with `{"lastTime": ...}` in the gzip
+  header; the next rotation waits until that has finished.
+
+Readers (`logreader`) open files through `open_history` / `open_since` so a rotation never renames
+files between their look-up and their open. All methods but the notifier are thread-safe and block:
+drivers call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from logship.drivers.util import gzipextra
+from logship.drivers.util.notify import ChangeNotifier
+from logship.drivers.util.timestamps import format_rfc3339nano
+from logship.errors import SystemError_
+
+# next_record(blob, index): where the first record starting at or after `index` begins (len(blob) if none).
+NextRecord = Callable[[bytes, int], int]
+
+FILE_MODE = 0o640
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+
+
+class LogFileError(SystemError_):
+    """A write that did not happen; the message is Docker's (`error writing log entry: ...`)."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    max_size: int = -1  # bytes; -1: never rotate
+    max_files: int = 1  # the current file plus max_files-1 rotated ones
+    compress: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the writer is: the rotation generation of the current file and its size in whole records."""
+
+    generation: int
+    size: int
+
+
+@dataclass
+class RotatedFile:
+    path: str
+    file: BinaryIO
+    compressed: bool
+
+
+@dataclass
+class Snapshot:
+    """Files opened together, consistent with `position`: rotated ones oldest first, then the current one."""
+
+    position: Position
+    current: BinaryIO
+    rotated: list[RotatedFile]
+    missed: int = 0  # files rotated out of existence (max-file) before they could be opened
+
+
+class LogFile:
+    def __init__(self, path: str, rotation: Rotation, next_record: NextRecord, logger: logging.Logger) -> None:
+        self.path = path
+        self.rotation = rotation
+        self._next_record = next_record
+        self._log = logger
+        self._fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
+        self._size = os.fstat(self._fd).st_size
+        self._generation = 0
+        self._last_time_ns: int | None = None  # time of the last record written by this instance
+        self._position = Position(0, self._size)
+        self._closed = False
+        self._write_lock = threading.Lock()  # one writer at a time, rotation included
+        self._fsop_lock = threading.Lock()  # renames vs. readers opening files by name
+        self._compression: threading.Thread | None = None
+        self.changed = ChangeNotifier()  # the owner announces writes on it, from the event loop
+
+    @property
+    def position(self) -> Position:
+        return self._position
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, blob: bytes, timestamp_ns: int) -> None:
+        """Append whole records (all stamped `timestamp_ns`), rotating between records as needed."""
+        with self._write_lock:
+            if self._closed:
+                raise LogFileError("cannot write because the output file was closed")
+            max_size = self.rotation.max_size
+            view = memoryview(blob)
+            start = 0
+            while start < len(blob):
+                if max_size > 0 and self._size >= max_size:
+                    try:
+                        self._rotate()
+                    except OSError as err:
+                        raise LogFileError(f"error rotating log file: {err}") from err
+                if self._fd < 0:  # an earlier rotation could not reopen the file
+                    raise LogFileError("error writing log entry: the log file could not be reopened")
+                end = len(blob) if max_size <= 0 else self._next_record(blob, start + max_size - self._size)
+                self._append(view[start:end])
+                self._last_time_ns = timestamp_ns
+                start = end
+
+    def _append(self, data: memoryview) -> None:
+        """Write all of `data` or, on failure, none of it: a torn record would break every reader."""
+        before = self._size
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as err:
+            if written:
+                try:
+                    os.ftruncate(self._fd, before)
+                except OSError:
+                    self._size = os.fstat(self._fd).st_size
+                    self._position = Position(self._generation, self._size)
+            raise LogFileError(f"error writing log entry: {err}") from err
+        self._size = before + written
+        self._position = Position(self._generation, self._size)
+
+    def _rotate(self) -> None:
+        self._wait_for_compression()
+        last_time_ns = self._last_time_ns
+        if self._fd >= 0:
+            if last_time_ns is None:  # nothing written since a restart: the file's mtime bounds its records
+                last_time_ns = os.fstat(self._fd).st_mtime_ns
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+        keep_rotated = self.rotation.max_files >= 2
+        with self._fsop_lock:
+            try:
+                self._shift_rotated_files()
+            except OSError as err:
+                self._log.warning("Error rotating log file, log data may have been lost: %s", err)
+            else:
+                try:
+                    if keep_rotated:
+                        os.rename(self.path, self.path + ".1")
+                    else:
+                        os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    what = "renaming" if keep_rotated else "unlinking"
+                    self._log.error("Error %s current log file: %s", what, err)
+            # Truncate as Docker does, in case the rename above did not happen.
+            self._fd = os.open(self.path, _OPEN_FLAGS | os.O_TRUNC, FILE_MODE)
+            self._generation += 1
+            self._size = 0
+            self._last_time_ns = None
+            self._position = Position(self._generation, 0)
+        if keep_rotated and self.rotation.compress:
+            stamp = last_time_ns if last_time_ns is not None else 0
+            self._compression = threading.Thread(
+                target=self._compress, args=(self.path + ".1", stamp), name="logship-compress", daemon=True
+            )
+            self._compression.start()
+
+    def _shift_rotated_files(self) -> None:
+        """Make room for a new `.1`: drop the oldest file, move every other one up by one."""
+        last = self.rotation.max_files - 1
+        if last < 1:
+            return
+        # Both variants move: a `.k` left plain by a failed compression is still worth keeping.
+        for suffix in ("", ".gz"):
+            try:
+                os.unlink(f"{self.path}.{last}{suffix}")
+            except FileNotFoundError:
+                pass
+        for index in range(last, 1, -1):
+            for suffix in ("", ".gz"):
+                try:
+                    os.rename(f"{self.path}.{index - 1}{suffix}", f"{self.path}.{index}{suffix}")
+                except FileNotFoundError:
+                    pass
+
+    def _compress(self, path: str, last_time_ns: int) -> None:
+        extra = b'{"lastTime":"' + format_rfc3339nano(last_time_ns).encode() + b'"}'
+        target_path = path + ".gz"
+        try:
+            with open(path, "rb") as source:
+                fd = os.open(target_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+                try:
+                    with os.fdopen(fd, "wb") as target:
+                        gzipextra.compress(source, target, extra)
+                except BaseException:
+                    os.unlink(target_path)
+                    raise
+            os.unlink(path)
+        except FileNotFoundError:
+            pass  # the rotated file is already gone: nothing to compress
+        except (OSError, ValueError) as err:
+            self._log.error("Error compressing log file after rotation: %s", err)
+
+    def _wait_for_compression(self) -> None:
+        if self._compression is not None:
+            self._compression.join()
+            self._compression = None
+
+    def close(self) -> None:
+        """Stop writing; waits for a compression in progress. Readers may still open the files."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._wait_for_compression()
+
+    # Readers.
+
+    def open_history(self, include_rotated: bool = True) -> Snapshot:
+        """The current file and, oldest first, the rotated files that exist, with the writer's position."""
+        with self._fsop_lock:
+            position = self._position
+            current = open(self.path, "rb")  # noqa: SIM115 - the reader owns it and closes it
+            rotated: list[RotatedFile] = []
+            if include_rotated:
+                for index in range(self.rotation.max_files - 1, 0, -1):
+                    found = self._open_rotated(index)
+                    if found is not None:
+                        rotated.append(found)
+        return Snapshot(position, current, rotated)
+
+    def open_since(self, generation: int) -> Snapshot:
+        """For a follower whose file was current at `generation`: the files that were current after it,
+        rotated since (oldest first), and the file that is current now."""
+        with self._fsop_lock:
+            position = self._position
+            current = open(self.path, "rb")  # noqa: SIM115 - the reader owns it and closes it
+            rotated: list[RotatedFile] = []
+            missed = 0
+            for later in range(generation + 1, position.generation):
+                # The file that was current at generation `later` is now `.k`, k rotations ago.
+                index = position.generation - later
+                found = self._open_rotated(index) if index < self.rotation.max_files else None
+                if found is None:
+                    missed += 1
+                else:
+                    rotated.append(found)
+        return Snapshot(position, current, rotated, missed)
+
+    def _open_rotated(self, index: int) -> RotatedFile | None:
+        # Prefer the plain file: while `.1` is being compressed its `.gz` is still incomplete.
+        for suffix, compressed in (("", False), (".gz", True)):
+            path = f"{self.path}.{index}{suffix}"
+            try:
+                return RotatedFile(path, open(path, "rb"), compressed)
+            except FileNotFoundError:
+                continue
+        return None

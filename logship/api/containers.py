@@ -1,0 +1,282 @@
+"""`/containers/...`: create, start, stop, kill, wait, attach, inspect, logs, list, remove."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from logship.api import hijack
+from logship.api.app import add_route, backend, json_response, query_bool, read_json
+from logship.api.framing import MULTIPLEXED, RAW, STREAM_TYPES, LogEncoder, error_frame, frame
+from logship.daemon.attach import Subscriber
+from logship.daemon.container import ContainerRecord
+from logship.daemon.containers import Container, parse_signal
+from logship.errors import InvalidParameter
+from logship.pipeline.message import STDERR, STDOUT
+from logship.pipeline.readconfig import ReadConfig
+
+log = logging.getLogger("logship.api")
+
+
+def _container(request: web.Request) -> Container:
+    return backend(request).containers.find(request.match_info["id"])
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name = request.query.get("name") or None
+    container = await backend(request).containers.create(body, name)
+    return json_response({"Id": container.id, "Warnings": []}, status=201)
+
+
+async def start(request: web.Request) -> web.Response:
+    container = _container(request)
+    await backend(request).containers.start(container)
+    return web.Response(status=204)
+
+
+def _int_query(request: web.Request, *names: str) -> int | None:
+    for name in names:
+        if name in request.query and request.query[name] != "":
+            try:
+                return int(request.query[name])
+            except ValueError:
+                raise InvalidParameter(f"invalid value for {name}: {request.query[name]!r} is not an integer") from None
+    return None
+
+
+async def stop(request: web.Request) -> web.Response:
+    container = _container(request)
+    timeout = _int_query(request, "t", "timeout")
+    sig = parse_signal(request.query["signal"]) if request.query.get("signal") else None
+    await backend(request).containers.stop(container, timeout, sig)
+    return web.Response(status=204)
+
+
+async def kill(request: web.Request) -> web.Response:
+    container = _container(request)
+    sig = parse_signal(request.query.get("signal") or "SIGKILL")
+    await backend(request).containers.kill(container, sig)
+    return web.Response(status=204)
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    container = _container(request)
+    condition = request.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter(f"invalid condition: {condition!r} (use not-running, next-exit or removed)")
+    # Like dockerd: headers go out at once, the body when the condition is met.
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    code = await backend(request).containers.wait(container, condition)
+    error = container.record.state.error
+    await response.write(json.dumps({"Error": {"Message": error} if error else None, "StatusCode": code}).encode())
+    await response.write_eof()
+    return response
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(_container(request).record.to_inspect())
+
+
+_FILTER_KEYS = {"id", "name", "status", "label", "ancestor", "exited"}
+
+
+def _filters(request: web.Request) -> dict[str, list[str]]:
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+    filters: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if key not in _FILTER_KEYS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        filters[key] = list(value) if isinstance(value, list) else [k for k, on in value.items() if on]
+    return filters
+
+
+def _matches_one(record: ContainerRecord, key: str, value: str) -> bool:
+    labels = record.config.get("Labels") or {}
+    if key == "id":
+        return record.id.startswith(value)
+    if key == "name":
+        return re.search(value, record.name) is not None
+    if key == "status":
+        return record.state.status == value
+    if key == "ancestor":
+        return value in (record.image, record.image_id) or record.image_id.startswith("sha256:" + value)
+    if key == "exited":
+        return record.state.status == "exited" and str(record.state.exit_code) == value
+    label, has_value, wanted = value.partition("=")  # key == "label"
+    return label in labels and (not has_value or labels[label] == wanted)
+
+
+def _matches(container: Container, filters: dict[str, list[str]]) -> bool:
+    """Docker's filter semantics: values of one key are alternatives, different keys must all match."""
+    return all(any(_matches_one(container.record, key, v) for v in values) for key, values in filters.items())
+
+
+async def list_containers(request: web.Request) -> web.Response:
+    show_all = query_bool(request, "all")
+    filters = _filters(request)
+    limit = _int_query(request, "limit") or -1
+    result: list[dict[str, Any]] = []
+    for container in backend(request).containers.all():
+        if not show_all and not container.record.state.running and "status" not in filters:
+            continue
+        if _matches(container, filters):
+            result.append(container.record.to_summary())
+    if limit > 0:
+        result = result[:limit]
+    return json_response(result)
+
+
+async def remove(request: web.Request) -> web.Response:
+    container = _container(request)
+    await backend(request).containers.remove(container, query_bool(request, "force"))
+    return web.Response(status=204)
+
+
+async def resize(request: web.Request) -> web.Response:
+    container = _container(request)
+    height = _int_query(request, "h") or 0
+    width = _int_query(request, "w") or 0
+    backend(request).containers.resize(container, height, width)
+    return web.Response(status=200)
+
+
+# ---- logs ---------------------------------------------------------------------------------------
+
+
+def parse_timestamp(value: str, name: str) -> int:
+    """Docker's API timestamps: `<seconds>` or `<seconds>.<nanoseconds>` → ns; "" or "0" → 0 (unset)."""
+    if value in ("", "0"):
+        return 0
+    seconds, _, nanos = value.partition(".")
+    if not seconds.lstrip("-").isdigit():
+        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid seconds')
+    if nanos and (not nanos.isdigit() or len(nanos) > 20):
+        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid nanoseconds')
+    return int(seconds) * 1_000_000_000 + int((nanos or "0")[:9].ljust(9, "0"))
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    container = _container(request)
+    streams = frozenset(s for s in (STDOUT, STDERR) if query_bool(request, s))
+    if not streams:
+        raise InvalidParameter("must specify at least one of 'stdout' or 'stderr'")
+    if container.record.state.status in ("removing", "dead"):
+        raise InvalidParameter("can not get logs from container which is dead or marked for removal")
+    tail_text = request.query.get("tail", "all")
+    try:
+        tail = int(tail_text)
+    except ValueError:
+        tail = -1  # Docker: anything that is not a number means all
+    config = ReadConfig(
+        since_ns=parse_timestamp(request.query.get("since", ""), "since"),
+        until_ns=parse_timestamp(request.query.get("until", ""), "until"),
+        tail=tail if tail >= 0 else -1,
+        follow=query_bool(request, "follow") and container.record.state.running,
+    )
+    tty = container.record.tty
+    encoder = LogEncoder(streams, query_bool(request, "timestamps"), query_bool(request, "details"), tty)
+    messages = await backend(request).containers.read_logs(container, config)
+    response = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        async for batch in messages:
+            data = encoder.encode(batch)
+            if data:
+                await response.write(data)
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as err:  # after the headers went out, errors travel in-band, as in Docker
+        log.exception("reading logs of container %s", container.record.short_id)
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(error_frame(str(err), tty))
+    finally:
+        await messages.aclose()
+    await response.write_eof()
+    return response
+
+
+# ---- attach -------------------------------------------------------------------------------------
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    container = _container(request)
+    manager = backend(request).containers
+    tty = container.record.tty
+    want_stdin = query_bool(request, "stdin")
+    streams = frozenset(s for s in (STDOUT, STDERR) if query_bool(request, s))
+    if not query_bool(request, "stream") and not query_bool(request, "logs"):
+        raise InvalidParameter("attach needs stream=1 (live output) or logs=1 (past output)")
+    subscriber = manager.subscribe(container, streams) if query_bool(request, "stream") else None
+    try:
+        connection = await hijack.hijack(request, RAW if tty else MULTIPLEXED)
+        if query_bool(request, "logs"):
+            encoder = LogEncoder(streams, False, False, tty)
+            messages = await manager.read_logs(container, ReadConfig())
+            async for batch in messages:
+                await connection.write(encoder.encode(batch))
+        stdin_task = None
+        if want_stdin and container.record.config.get("OpenStdin"):
+            stdin_task = asyncio.get_running_loop().create_task(_pump_stdin(connection, container))
+        if subscriber is not None:
+            while (item := await _next_output(subscriber, connection)) is not None:
+                stream, chunk = item
+                await connection.write(chunk if tty else frame(STREAM_TYPES[stream], chunk))
+        if stdin_task is not None:
+            stdin_task.cancel()
+        connection.close()
+    finally:
+        if subscriber is not None:
+            manager.unsubscribe(container, subscriber)
+    return connection.response
+
+
+async def _next_output(subscriber: Subscriber, connection: hijack.Connection) -> tuple[str, bytes] | None:
+    """The container's next output chunk; None when it ended or the client went away."""
+    output = asyncio.ensure_future(subscriber.get())
+    gone = asyncio.ensure_future(connection.wait_closed())
+    await asyncio.wait((output, gone), return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if not output.done():
+        output.cancel()
+        return None
+    return output.result()
+
+
+async def _pump_stdin(connection: hijack.Connection, container: Container) -> None:
+    """The client's input to the container's stdin; a client attached before start waits for the start."""
+    while (data := await connection.read()) is not None:
+        await container.started.wait()
+        if container.stdin is not None:
+            container.stdin.write(data)
+    await container.started.wait()
+    if container.stdin is not None:
+        container.stdin.write_eof()
+
+
+def register(app: web.Application) -> None:
+    add_route(app, "POST", "/containers/create", create)
+    add_route(app, "GET", "/containers/json", list_containers)
+    add_route(app, "GET", "/containers/{id}/json", inspect)
+    add_route(app, "POST", "/containers/{id}/start", start)
+    add_route(app, "POST", "/containers/{id}/stop", stop)
+    add_route(app, "POST", "/containers/{id}/kill", kill)
+    add_route(app, "POST", "/containers/{id}/wait", wait)
+    add_route(app, "POST", "/containers/{id}/attach", attach)
+    add_route(app, "POST", "/containers/{id}/resize", resize)
+    add_route(app, "GET", "/containers/{id}/logs", logs)
+    add_route(app, "DELETE", "/containers/{id}", remove)

@@ -1,0 +1,90 @@
+"""Docker's stream framing and `logs` line decoration, byte for byte.
+
+Non-tty streams are multiplexed: every payload is preceded by an 8-byte header
+`[stream type, 0, 0, 0, size as uint32 big-endian]` with type 1 stdout, 2 stderr, 3 a daemon error.
+Tty streams are raw bytes. `logs -t` prefixes `2006-01-02T15:04:05.000000000Z ` (always nine digits)
+and `--details` then prefixes `k=v,k=v ` (attrs sorted, URL query escaped; a lone space when none).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterable
+from urllib.parse import quote_plus
+
+from logship.pipeline.message import STDERR, STDOUT, Message
+
+STREAM_STDIN = 0
+STREAM_STDOUT = 1
+STREAM_STDERR = 2
+STREAM_SYSTEMERR = 3
+STREAM_TYPES = {STDOUT: STREAM_STDOUT, STDERR: STREAM_STDERR}
+
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+_HEADER = struct.Struct(">BxxxI")
+
+
+def frame(stream_type: int, payload: bytes) -> bytes:
+    return _HEADER.pack(stream_type, len(payload)) + payload
+
+
+def error_frame(message: str, tty: bool) -> bytes:
+    payload = f"Error grabbing logs: {message}\n".encode()
+    return payload if tty else frame(STREAM_SYSTEMERR, payload)
+
+
+class _TimestampCache:
+    """Formatting a timestamp costs a strftime only once per second of log."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, ns: int) -> bytes:
+        second, nanos = divmod(ns, 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{nanos:09d}Z ".encode()
+
+
+def details_prefix(attrs: dict[str, str] | None) -> bytes:
+    if not attrs:
+        return b" "
+    pairs = ",".join(f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k, v in sorted(attrs.items()))
+    return pairs.encode() + b" "
+
+
+class LogEncoder:
+    """Turns messages into the bytes of a `logs` response, for the streams the client asked for."""
+
+    def __init__(self, streams: frozenset[str], timestamps: bool, details: bool, tty: bool) -> None:
+        self.streams = streams
+        self.timestamps = timestamps
+        self.details = details
+        self.tty = tty
+        self._clock = _TimestampCache()
+
+    def encode(self, messages: Iterable[Message]) -> bytes:
+        parts: list[bytes] = []
+        decorate = self.timestamps or self.details
+        for message in messages:
+            if message.stream not in self.streams:
+                continue
+            payload = message.line + b"\n" if message.ends_line else message.line
+            if decorate:
+                prefix = b""
+                if self.timestamps:
+                    prefix = self._clock.format(message.timestamp_ns)
+                if self.details:
+                    prefix += details_prefix(message.attrs)
+                payload = prefix + payload
+            if self.tty:
+                parts.append(payload)
+            else:
+                parts.append(_HEADER.pack(STREAM_TYPES[message.stream], len(payload)))
+                parts.append(payload)
+        return b"".join(parts)

@@ -1,0 +1,411 @@
+"""Container commands: run, create, start, ps, inspect, wait, stop, kill, rm."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+import click
+
+from logship.cli import attach as attaching
+from logship.cli.common import ago, get_client, print_table
+from logship.client import APIError, Client, path_quote
+
+_RUN_CONTEXT = {"ignore_unknown_options": False, "allow_interspersed_args": False}
+
+
+def _exit_code_for(message: str) -> int:
+    """The docker CLI's mapping of start failures to exit codes."""
+    if "executable file not found" in message or "no such file or directory" in message:
+        return 127
+    if "permission denied" in message:
+        return 126
+    return 125
+
+
+def _parse_env(values: tuple[str, ...]) -> list[str]:
+    """`-e KEY=value`, or `-e KEY` to pass KEY from our own environment (dropped when unset), as docker."""
+    env = []
+    for value in values:
+        if "=" in value:
+            env.append(value)
+        elif value in os.environ:
+            env.append(f"{value}={os.environ[value]}")
+    return env
+
+
+def _parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not key:
+            raise click.BadParameter(f"invalid {what} {value!r}: expected KEY=VALUE")
+        pairs[key] = val if sep else ""
+    return pairs
+
+
+def _parse_memory(value: str | None) -> int:
+    if not value:
+        return 0
+    from logship.units import SizeError, ram_in_bytes
+
+    try:
+        return ram_in_bytes(value)
+    except SizeError as err:
+        raise click.BadParameter(f"{err} (examples: 64m, 1g)", param_hint="--memory") from None
+
+
+def _parse_cpus(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        return round(float(value) * 1e9)
+    except ValueError:
+        raise click.BadParameter(
+            f"invalid value {value!r}: give a number of CPUs such as 1.5", param_hint="--cpus"
+        ) from None
+
+
+def create_options(f: Any) -> Any:
+    """The options `create` and `run` share."""
+    options = [
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY (stdout and stderr merged)."),
+        click.option("--name", help="Assign a name to the container."),
+        click.option("-e", "--env", multiple=True, help="Set an environment variable (KEY=value, or KEY)."),
+        click.option("-l", "--label", multiple=True, help="Set a label (KEY=value)."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("--hostname", help="Container host name (default: the short id)."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option("--log-driver", help="Logging driver for the container."),
+        click.option("--log-opt", multiple=True, help="Log driver option (KEY=value)."),
+        click.option("-m", "--memory", help="Memory limit (e.g. 64m)."),
+        click.option("--pids-limit", type=int, help="Tune container pids limit (-1 for unlimited)."),
+        click.option("--cpus", help="Number of CPUs (e.g. 1.5)."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option(
+            "--network", "--net", "network", default="none", show_default=True, help="Network mode: none or host."
+        ),
+        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+        click.option("--stop-signal", help="Signal to stop the container (default SIGTERM)."),
+        click.argument("image"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
+    command = list(params["command"])
+    body: dict[str, Any] = {
+        "Image": params["image"],
+        "Cmd": command or None,
+        "Env": _parse_env(params["env"]),
+        "Labels": _parse_pairs(params["label"], "label"),
+        "Tty": params["tty"],
+        "OpenStdin": params["interactive"],
+        "StdinOnce": params["interactive"] and attach_output,
+        "AttachStdin": params["interactive"] and attach_output,
+        "AttachStdout": attach_output,
+        "AttachStderr": attach_output,
+        "WorkingDir": params["workdir"] or "",
+        "HostConfig": {
+            "LogConfig": {"Type": params["log_driver"] or "", "Config": _parse_pairs(params["log_opt"], "log-opt")},
+            "Memory": _parse_memory(params["memory"]),
+            "NanoCpus": _parse_cpus(params["cpus"]),
+            "PidsLimit": params["pids_limit"],
+            "CapAdd": list(params["cap_add"]) or None,
+            "CapDrop": list(params["cap_drop"]) or None,
+            "NetworkMode": params["network"],
+            "AutoRemove": params["auto_remove"],
+        },
+    }
+    if params["hostname"]:
+        body["Hostname"] = params["hostname"]
+    if params["entrypoint"] is not None:
+        body["Entrypoint"] = [params["entrypoint"]] if params["entrypoint"] else [""]
+    if params["stop_signal"]:
+        body["StopSignal"] = params["stop_signal"]
+    return body
+
+
+def _create(client: Client, params: dict[str, Any], attach_output: bool) -> str:
+    body = _create_body(params, attach_output)
+    query = {"name": params["name"]} if params["name"] else None
+    try:
+        created = client.json("POST", "/containers/create", query, body)
+    except APIError as err:
+        if err.status == 404 and "image" in str(err).lower():
+            image = params["image"] if ":" in params["image"] else params["image"] + ":latest"
+            click.echo(f"Unable to find image '{image}' locally", err=True)
+        raise
+    for warning in created.get("Warnings") or []:
+        click.echo(f"WARNING: {warning}", err=True)
+    return str(created["Id"])
+
+
+@click.command(context_settings=_RUN_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container ID.")
+@create_options
+def run(detach: bool, **params: Any) -> None:
+    """Create and start a container: IMAGE [COMMAND] [ARG...]."""
+    client = get_client()
+    try:
+        container_id = _create(client, params, attach_output=not detach)
+    except APIError as err:
+        click.echo(f"logship: Error response from daemon: {err}", err=True)
+        sys.exit(125)
+    if detach:
+        _start(client, container_id, params["auto_remove"])
+        click.echo(container_id)
+        return
+    sys.exit(_run_attached(client, container_id, params))
+
+
+def _start(client: Client, container_id: str, auto_remove: bool) -> None:
+    try:
+        client.request("POST", f"/containers/{container_id}/start").read()
+    except APIError as err:
+        click.echo(f"logship: Error response from daemon: {err}", err=True)
+        if auto_remove:
+            try:
+                client.request("DELETE", f"/containers/{container_id}", {"force": "1"}).read()
+            except APIError:
+                pass
+        sys.exit(_exit_code_for(str(err)))
+
+
+def _run_attached(client: Client, container_id: str, params: dict[str, Any]) -> int:
+    """docker run's attached flow: wait registered first, attach, start, copy, exit with the exit code."""
+    condition = "removed" if params["auto_remove"] else "next-exit"
+    outcome: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            outcome.update(client.json("POST", f"/containers/{container_id}/wait", {"condition": condition}))
+        except Exception as err:  # reported after the output is copied
+            outcome["error"] = err
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    query = {"stream": "1", "stdout": "1", "stderr": "1", "stdin": "1" if params["interactive"] else None}
+    sock, first = client.hijack(f"/containers/{container_id}/attach", query)
+    _start(client, container_id, params["auto_remove"])
+    tty = bool(params["tty"])
+    if tty:
+        _send_resize(client, container_id)
+        attaching.on_resize(lambda: _send_resize(client, container_id))
+    with attaching.raw_terminal(tty and params["interactive"]):
+        attaching.stream(sock, first, tty, send_stdin=params["interactive"])
+    waiter.join()
+    if "error" in outcome:
+        click.echo(f"logship: error waiting for the container: {outcome['error']}", err=True)
+        return 125
+    return int(outcome.get("StatusCode", 125))
+
+
+def _send_resize(client: Client, container_id: str) -> None:
+    size = attaching.terminal_size()
+    if size is None:
+        return
+    try:
+        client.request("POST", f"/containers/{container_id}/resize", {"h": size[0], "w": size[1]}).read()
+    except APIError:
+        pass
+
+
+@click.command(context_settings=_RUN_CONTEXT)
+@create_options
+def create(**params: Any) -> None:
+    """Create a container without starting it: IMAGE [COMMAND] [ARG...]."""
+    client = get_client()
+    click.echo(_create(client, params, attach_output=False))
+
+
+@click.command()
+@click.option("-a", "--attach", is_flag=True, help="Attach stdout/stderr and wait for the exit.")
+@click.argument("containers", nargs=-1, required=True)
+def start(attach: bool, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    client = get_client()
+    failed = False
+    for ref in containers:
+        try:
+            if attach:
+                info = client.json("GET", f"/containers/{path_quote(ref)}/json")
+                sock, first = client.hijack(
+                    f"/containers/{info['Id']}/attach", {"stream": "1", "stdout": "1", "stderr": "1"}
+                )
+                client.request("POST", f"/containers/{info['Id']}/start").read()
+                attaching.stream(sock, first, bool(info["Config"]["Tty"]), send_stdin=False)
+                result = client.json("POST", f"/containers/{info['Id']}/wait")
+                sys.exit(int(result["StatusCode"]))
+            client.request("POST", f"/containers/{path_quote(ref)}/start").read()
+            click.echo(ref)
+        except APIError as err:
+            click.echo(f"Error response from daemon: {err}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (e.g. status=exited, name=web).")
+def ps(show_all: bool, quiet: bool, no_trunc: bool, filters: tuple[str, ...]) -> None:
+    """List containers."""
+    query: dict[str, Any] = {"all": "1" if show_all else None}
+    if filters:
+        grouped: dict[str, list[str]] = {}
+        for item in filters:
+            key, _, value = item.partition("=")
+            grouped.setdefault(key, []).append(value)
+        query["filters"] = json.dumps(grouped)
+    containers = get_client().json("GET", "/containers/json", query)
+    if quiet:
+        for c in containers:
+            click.echo(c["Id"] if no_trunc else c["Id"][:12])
+        return
+    rows = []
+    for c in containers:
+        command = c["Command"] if no_trunc else _truncate(c["Command"], 20)
+        rows.append(
+            [
+                c["Id"] if no_trunc else c["Id"][:12],
+                c["Image"],
+                f'"{command}"',
+                ago(c["Created"]),
+                c["Status"],
+                "",
+                ",".join(n.lstrip("/") for n in c["Names"]),
+            ]
+        )
+    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+
+
+def render_format(template: str, data: Any) -> str:
+    """The `{{.Path.To.Field}}` and `{{json .Field}}` forms of docker's --format, enough for scripts."""
+    import re
+
+    def value(path: str) -> Any:
+        current = data
+        for part in [p for p in path.strip().lstrip(".").split(".") if p]:
+            if not isinstance(current, dict) or part not in current:
+                raise click.ClickException(f"template: can't evaluate field {part} (in {template!r})")
+            current = current[part]
+        return current
+
+    def action(match: re.Match[str]) -> str:
+        expr = match.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(value(expr[5:]))
+        result = value(expr)
+        if isinstance(result, bool):
+            return "true" if result else "false"
+        if isinstance(result, dict | list):
+            return json.dumps(result)
+        return "<no value>" if result is None else str(result)
+
+    return re.sub(r"\{\{(.*?)\}\}", action, template)
+
+
+@click.command()
+@click.option("-f", "--format", "fmt", help="Format the output using a template ({{.State.Status}}, {{json .X}}).")
+@click.argument("containers", nargs=-1, required=True)
+def inspect(fmt: str | None, containers: tuple[str, ...]) -> None:
+    """Display detailed information on one or more containers."""
+    client = get_client()
+    results, failed = [], False
+    for ref in containers:
+        try:
+            results.append(client.json("GET", f"/containers/{path_quote(ref)}/json"))
+        except APIError as err:
+            click.echo(f"Error: {err}", err=True)
+            failed = True
+    if fmt:
+        for result in results:
+            click.echo(render_format(fmt, result))
+    else:
+        click.echo(json.dumps(results, indent=4, ensure_ascii=False))
+    if failed:
+        sys.exit(1)
+
+
+def _each(refs: tuple[str, ...], action: Any) -> None:
+    """Run `action(client, ref)` for each container, docker-style: echo the ref, report errors, exit 1."""
+    client = get_client()
+    failed = False
+    for ref in refs:
+        try:
+            action(client, ref)
+        except APIError as err:
+            click.echo(f"Error response from daemon: {err}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+def wait(containers: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+
+    def one(client: Client, ref: str) -> None:
+        result = client.json("POST", f"/containers/{path_quote(ref)}/wait")
+        click.echo(result["StatusCode"])
+
+    _each(containers, one)
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-s", "--signal", "sig", help="Signal to send to the container.")
+@click.argument("containers", nargs=-1, required=True)
+def stop(timeout: int | None, sig: str | None, containers: tuple[str, ...]) -> None:
+    """Stop one or more running containers (SIGTERM, then SIGKILL after the timeout)."""
+
+    def one(client: Client, ref: str) -> None:
+        client.request("POST", f"/containers/{path_quote(ref)}/stop", {"t": timeout, "signal": sig}).read()
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command()
+@click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True, help="Signal to send.")
+@click.argument("containers", nargs=-1, required=True)
+def kill(sig: str, containers: tuple[str, ...]) -> None:
+    """Kill one or more running containers."""
+
+    def one(client: Client, ref: str) -> None:
+        client.request("POST", f"/containers/{path_quote(ref)}/kill", {"signal": sig}).read()
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL).")
+@click.argument("containers", nargs=-1, required=True)
+def rm(force: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers."""
+
+    def one(client: Client, ref: str) -> None:
+        client.request("DELETE", f"/containers/{path_quote(ref)}", {"force": "1" if force else None}).read()
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+COMMANDS = [run, create, start, ps, inspect, wait, stop, kill, rm]

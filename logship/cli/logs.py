@@ -1,0 +1,145 @@
+"""`logship logs`: a container's log, stdout to stdout and stderr to stderr, as `docker logs` prints it."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import sys
+import time
+from typing import IO
+
+import click
+
+from logship.cli.common import get_client
+from logship.client import STREAM_HEADER, path_quote
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d{2}:\d{2})?$"
+)
+_UNIX = re.compile(r"^\d+(\.\d{1,9})?$")
+
+
+def _go_duration(value: str) -> float | None:
+    """Seconds in a Go duration string (`10m`, `1h30m`, `1.5s`), or None when it is not one."""
+    text = value.lstrip("+")
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("-")
+    if not text:
+        return None
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return sign * total if position == len(text) and position else None
+
+
+def api_timestamp(value: str, name: str, now: float | None = None) -> str:
+    """The docker CLI's conversion of --since/--until into the API's `<seconds>[.<nanoseconds>]`.
+
+    A duration means that long before now; an RFC 3339 date or time without a zone is local time;
+    a Unix timestamp passes through.
+    """
+    if not value:
+        return ""
+    duration = _go_duration(value)
+    if duration is not None and value != "0":
+        return str(int((now if now is not None else time.time()) - duration))
+    match = _TIMESTAMP.match(value)
+    if match:
+        year, month, day, hour, minute, second, fraction, zone = match.groups()
+        fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        nanos = int((fraction or "0").ljust(9, "0"))
+        if zone is None:
+            seconds = int(time.mktime((*fields, 0, 0, -1)))
+        else:
+            seconds = calendar.timegm((*fields, 0, 0, 0))
+            if zone not in ("Z", "z"):
+                offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+                seconds -= offset if zone[0] == "+" else -offset
+        return f"{seconds}.{nanos:09d}"
+    if "-" in value or not _UNIX.match(value):
+        raise click.UsageError(f'invalid value for "{name}": failed to parse value as time or duration: "{value}"')
+    return value
+
+
+def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
+    """Demultiplex Docker's framed stream in large reads, writing each run of same-stream frames at once."""
+    buffer = b""
+    read = getattr(response, "read1", response.read)
+    while True:
+        chunk = read(1 << 20)
+        if not chunk:
+            break
+        buffer = buffer + chunk if buffer else chunk
+        position, end = 0, len(buffer)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        while end - position >= 8:
+            stream_type, size = STREAM_HEADER.unpack_from(buffer, position)
+            if end - position - 8 < size:
+                break
+            payload = buffer[position + 8 : position + 8 + size]
+            position += 8 + size
+            if stream_type == 2:
+                if out:
+                    stdout.write(b"".join(out))
+                    out = []
+                err.append(payload)
+            elif stream_type == 3:
+                raise click.ClickException("error from daemon in stream: " + payload.decode(errors="replace").strip())
+            else:
+                if err:
+                    stderr.write(b"".join(err))
+                    err = []
+                out.append(payload)
+        if out:
+            stdout.write(b"".join(out))
+            stdout.flush()
+        if err:
+            stderr.write(b"".join(err))
+            stderr.flush()
+        buffer = buffer[position:]
+
+
+def copy_raw(response: IO[bytes], stdout: IO[bytes]) -> None:
+    read = getattr(response, "read1", response.read)
+    while chunk := read(1 << 20):
+        stdout.write(chunk)
+        stdout.flush()
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", show_default=True, help="Number of lines to show from the end.")
+@click.option("--since", default="", help="Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m).")
+@click.option("--until", default="", help="Show logs before a timestamp or relative time.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs.")
+@click.argument("container")
+def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, details: bool, container: str) -> None:
+    """Fetch the logs of a container."""
+    query = {
+        "stdout": "1",
+        "stderr": "1",
+        "follow": "1" if follow else None,
+        "tail": tail if tail not in ("all", "") else None,
+        "since": api_timestamp(since, "since") or None,
+        "until": api_timestamp(until, "until") or None,
+        "timestamps": "1" if timestamps else None,
+        "details": "1" if details else None,
+    }
+    client = get_client()
+    info = client.json("GET", f"/containers/{path_quote(container)}/json")
+    response = client.request("GET", f"/containers/{info['Id']}/logs", query)
+    if info["Config"].get("Tty"):
+        copy_raw(response, sys.stdout.buffer)
+    else:
+        copy_multiplexed(response, sys.stdout.buffer, sys.stderr.buffer)
+    sys.stdout.flush()
+
+
+COMMANDS = [logs]

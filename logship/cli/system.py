@@ -1,0 +1,127 @@
+"""System commands: info, version, daemon."""
+
+from __future__ import annotations
+
+import platform
+
+import click
+
+from logship import API_VERSION, __version__
+from logship.cli.common import get_client
+from logship.client import APIError, DaemonUnreachable
+
+
+@click.command()
+def info() -> None:
+    """Display system-wide information: containers, the default log driver, data root, daemon log."""
+    data = get_client().json("GET", "/info")
+    lines = [
+        "Server:",
+        f" Containers: {data['Containers']}",
+        f"  Running: {data['ContainersRunning']}",
+        f"  Paused: {data['ContainersPaused']}",
+        f"  Stopped: {data['ContainersStopped']}",
+        f" Images: {data['Images']}",
+        f" Server Version: {data['ServerVersion']}",
+        f" Storage Driver: {data['Driver']}",
+        f" Logging Driver: {data['LoggingDriver']}",
+    ]
+    if data.get("LogOpts"):
+        lines.append(" Log Opts: " + ", ".join(f"{k}={v}" for k, v in sorted(data["LogOpts"].items())))
+    lines += [
+        f" Cgroup Driver: {data['CgroupDriver']}",
+        f" Cgroup Version: {data['CgroupVersion']}",
+        " Plugins:",
+        f"  Log: {' '.join(data['Plugins']['Log'])}",
+        f"  Network: {' '.join(data['Plugins']['Network'])}",
+        f" Kernel Version: {data['KernelVersion']}",
+        f" Operating System: {data['OperatingSystem']}",
+        f" Architecture: {data['Architecture']}",
+        f" CPUs: {data['NCPU']}",
+        f" Total Memory: {data['MemTotal'] / 2**30:.4g}GiB",
+        f" Name: {data['Name']}",
+        f" Data Root: {data['DockerRootDir']}",
+        f" Daemon Log: {data['DaemonLogPath']}",
+        f" Config File: {data.get('ConfigFile') or '(none, defaults)'}",
+        f" Live Restore Enabled: {str(data['LiveRestoreEnabled']).lower()}",
+    ]
+    click.echo("\n".join(lines))
+
+
+@click.command()
+def version() -> None:
+    """Show the logship version information."""
+    click.echo(
+        "\n".join(
+            [
+                "Client:",
+                f" Version:           {__version__}",
+                f" API version:       {API_VERSION}",
+                f" Python version:    {platform.python_version()}",
+                f" OS/Arch:           linux/{platform.machine()}",
+            ]
+        )
+    )
+    try:
+        data = get_client().json("GET", "/version")
+    except (APIError, DaemonUnreachable) as err:
+        click.echo(f"\n{err}", err=True)
+        raise SystemExit(1) from None
+    click.echo(
+        "\n".join(
+            [
+                "",
+                "Server: logship",
+                " Engine:",
+                f"  Version:          {data['Version']}",
+                f"  API version:      {data['ApiVersion']} (minimum version {data['MinAPIVersion']})",
+                f"  Python version:   {data['GoVersion']}",
+                f"  OS/Arch:          {data['Os']}/{data['Arch']}",
+                f"  Kernel version:   {data['KernelVersion']}",
+            ]
+        )
+    )
+
+
+@click.command()
+@click.option("-H", "--host", "hosts", multiple=True, help="Socket to listen on (unix:///PATH); repeatable.")
+@click.option("--data-root", help="Root of persistent state (default /var/lib/logship as root).")
+@click.option("--config-file", help="daemon.json to read (default /etc/logship/daemon.json as root).")
+@click.option(
+    "-l",
+    "--log-level",
+    type=click.Choice(["panic", "fatal", "error", "warn", "info", "debug", "trace"]),
+    help="Level of the daemon's own log.",
+)
+@click.option("--log-driver", help="Default log driver for containers.")
+@click.option("--log-opt", multiple=True, help="Default log driver option (KEY=value); repeatable.")
+def daemon(
+    hosts: tuple[str, ...],
+    data_root: str | None,
+    config_file: str | None,
+    log_level: str | None,
+    log_driver: str | None,
+    log_opt: tuple[str, ...],
+) -> None:
+    """Run the logship daemon in the foreground."""
+    from logship.daemon.server import run
+    from logship.settings import Flags
+
+    opts = {}
+    for item in log_opt:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected KEY=value", param_hint="--log-opt")
+        opts[key] = value
+    flags = Flags(
+        hosts=list(hosts) or None,
+        data_root=data_root,
+        config_file=config_file,
+        log_level=log_level,
+        log_driver=log_driver,
+        log_opts=opts or None,
+    )
+    raise SystemExit(run(flags))
+
+
+COMMANDS = [info, version, daemon]

@@ -1,0 +1,206 @@
+"""`POST /containers/create`: a Docker create body checked and turned into a container record.
+
+Everything that can be wrong with a request is found here, before anything touches the disk, with
+Docker's error texts where Docker has one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+from logship.daemon.container import ContainerRecord
+from logship.drivers import options
+from logship.errors import InvalidParameter
+from logship.settings import Settings
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+MIN_MEMORY = 6 * 1024 * 1024
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NETWORK_MODES = {"": "none", "default": "none", "none": "none", "host": "host"}
+
+
+def new_container_id() -> str:
+    """64 hex digits whose 12-digit short form is never all digits (Docker avoids ids that look like numbers)."""
+    while True:
+        candidate = secrets.token_hex(32)
+        if not candidate[:12].isdigit():
+            return candidate
+
+
+def check_name(name: str) -> str:
+    """Docker's container name rule; returns the name with its leading "/"."""
+    if not NAME_RE.match(name):
+        raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name if name.startswith("/") else "/" + name
+
+
+def _strings(body: dict[str, Any], key: str) -> list[str] | None:
+    """Docker's StrSlice: a JSON list of strings, or one string (meaning a one-element list)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidParameter(f"invalid {key}: expected a list of strings, got {value!r}")
+
+
+def _int(host_config: dict[str, Any], key: str) -> int:
+    value = host_config.get(key) or 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidParameter(f"invalid HostConfig.{key}: expected an integer, got {value!r}")
+    return value
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """Image env first, the container's entries replacing same-named ones (Docker's ReplaceOrAppendEnvValues)."""
+    merged: dict[str, str] = {}
+    for entry in [*base, *extra]:
+        key = entry.split("=", 1)[0]
+        merged[key] = entry
+    return list(merged.values())
+
+
+def log_config(body_log_config: dict[str, Any] | None, settings: Settings) -> dict[str, Any]:
+    """Docker's merge rule: daemon log-opts apply only when the container uses the daemon's driver;
+    `cache-*` defaults always apply. The result is validated as Docker validates it."""
+    requested = body_log_config or {}
+    driver = requested.get("Type") or settings.log_driver
+    given = requested.get("Config") or {}
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise InvalidParameter("invalid LogConfig.Config: log-opts values must be strings")
+    opts: dict[str, str] = {}
+    for key, value in settings.log_opts.items():
+        if driver == settings.log_driver or key.startswith("cache-"):
+            opts[key] = value
+    opts.update(given)
+    options.validate(driver, opts)
+    return {"Type": driver, "Config": opts}
+
+
+def build_record(
+    body: dict[str, Any],
+    name: str,
+    image_ref: str,
+    image_id: str,
+    image_config: dict[str, Any],
+    settings: Settings,
+    container_id: str,
+) -> ContainerRecord:
+    host_config = body.get("HostConfig") or {}
+    if not isinstance(host_config, dict):
+        raise InvalidParameter("invalid HostConfig: expected a JSON object")
+
+    entrypoint = _strings(body, "Entrypoint")
+    cmd = _strings(body, "Cmd")
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint") or []
+        if cmd is None:
+            cmd = image_config.get("Cmd") or []
+    elif cmd is None:
+        cmd = []  # an explicit entrypoint drops the image's Cmd, as Docker does
+    argv = [*entrypoint, *(cmd or [])]
+    if not argv or argv == [""]:
+        raise InvalidParameter("no command specified: give one after the image name, or use an image with a Cmd")
+
+    memory = _int(host_config, "Memory")
+    if memory and memory < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    nano_cpus = _int(host_config, "NanoCpus")
+    ncpu = os.cpu_count() or 1
+    if nano_cpus and not (10_000_000 <= nano_cpus <= ncpu * 1_000_000_000):
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    pids_limit = host_config.get("PidsLimit")
+    if pids_limit is not None and (not isinstance(pids_limit, int) or isinstance(pids_limit, bool)):
+        raise InvalidParameter(f"invalid HostConfig.PidsLimit: expected an integer, got {pids_limit!r}")
+    network = host_config.get("NetworkMode") or ""
+    if network not in NETWORK_MODES:
+        raise InvalidParameter(
+            f"network mode {network!r} is not supported by logship: use --network none (the default) or host"
+        )
+    cap_add = _strings(host_config, "CapAdd") or []
+    cap_drop = _strings(host_config, "CapDrop") or []
+    # Local import keeps the runtime (ctypes, cgroups) out of modules that only build records.
+    from logship.runtime.capabilities import validate_capabilities
+
+    validate_capabilities(cap_add, cap_drop)
+
+    labels = body.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise InvalidParameter("invalid Labels: expected an object of strings")
+    env = merge_env(image_config.get("Env") or [], _strings(body, "Env") or [])
+    tty = bool(body.get("Tty"))
+    open_stdin = bool(body.get("OpenStdin"))
+    working_dir = body.get("WorkingDir") or image_config.get("WorkingDir") or ""
+    if working_dir and not working_dir.startswith("/"):
+        raise InvalidParameter(f"the working directory '{working_dir}' is invalid, it needs to be an absolute path")
+
+    config = {
+        "Hostname": body.get("Hostname") or container_id[:12],
+        "Domainname": body.get("Domainname") or "",
+        "User": "",
+        "AttachStdin": bool(body.get("AttachStdin")),
+        "AttachStdout": bool(body.get("AttachStdout")),
+        "AttachStderr": bool(body.get("AttachStderr")),
+        "Tty": tty,
+        "OpenStdin": open_stdin,
+        "StdinOnce": bool(body.get("StdinOnce")),
+        "Env": env,
+        "Cmd": cmd or None,
+        "Image": image_ref,
+        "Volumes": None,
+        "WorkingDir": working_dir,
+        "Entrypoint": entrypoint or None,
+        "OnBuild": None,
+        "Labels": labels,
+        "StopSignal": body.get("StopSignal") or "SIGTERM",
+    }
+    logging_config = log_config(host_config.get("LogConfig"), settings)
+    normalized_host_config = {
+        "LogConfig": logging_config,
+        "NetworkMode": NETWORK_MODES[network] if network in ("", "default") else network,
+        "Memory": memory,
+        "MemorySwap": memory * 2 if memory else 0,
+        "NanoCpus": nano_cpus,
+        "PidsLimit": pids_limit if pids_limit and pids_limit > 0 else None,
+        "CapAdd": cap_add or None,
+        "CapDrop": cap_drop or None,
+        "AutoRemove": bool(host_config.get("AutoRemove")),
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "Privileged": False,
+        "ReadonlyRootfs": False,
+    }
+    container_dir = settings.data_root / "containers" / container_id
+    return ContainerRecord(
+        id=container_id,
+        name=name,
+        created_ns=time.time_ns(),
+        image=image_ref,
+        image_id=image_id,
+        path=argv[0],
+        args=argv[1:],
+        config=config,
+        host_config=normalized_host_config,
+        # Docker shows LogPath for json-file only (the local driver's files are deliberately not exposed).
+        log_path=str(container_dir / f"{container_id}-json.log") if logging_config["Type"] == "json-file" else "",
+    )
+
+
+def runtime_env(record: ContainerRecord) -> list[str]:
+    """The environment the command starts with: Docker adds PATH, HOSTNAME, TERM (with a tty) and HOME."""
+    env = list(record.config.get("Env") or [])
+    keys = {entry.split("=", 1)[0] for entry in env}
+    extra = []
+    if "PATH" not in keys:
+        extra.append(f"PATH={DEFAULT_PATH}")
+    extra.append(f"HOSTNAME={record.config['Hostname']}")
+    if record.tty and "TERM" not in keys:
+        extra.append("TERM=xterm")
+    if "HOME" not in keys:
+        extra.append("HOME=/root")
+    return merge_env(extra, env)

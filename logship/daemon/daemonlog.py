@@ -1,0 +1,66 @@
+"""The daemon's own log: `<data-root>/daemon.log`, rotated, kept apart from every container log.
+
+Lines look like dockerd's (logrus text format) so people can grep them the same way:
+`time="2026-11-29T07:27:21.123456789Z" level=info msg="..."`; `log-format: json` gives one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import time
+from pathlib import Path
+
+MAX_BYTES = 10 * 1000 * 1000
+BACKUPS = 3
+
+_LEVELS = {
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+_NAMES = {logging.CRITICAL: "fatal", logging.ERROR: "error", logging.WARNING: "warning", logging.INFO: "info"}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    ns = int(record.created * 1e9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def _message(record: logging.LogRecord) -> str:
+    text = record.getMessage()
+    if record.exc_info:
+        text += "\n" + logging.Formatter().formatException(record.exc_info)
+    return text
+
+
+class LogrusTextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = _NAMES.get(record.levelno, "debug")
+        return f'time="{_timestamp(record)}" level={level} msg={json.dumps(_message(record), ensure_ascii=False)}'
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = _NAMES.get(record.levelno, "debug")
+        return json.dumps({"level": level, "msg": _message(record), "time": _timestamp(record)}, ensure_ascii=False)
+
+
+def setup(path: Path, level: str, log_format: str = "text") -> logging.Handler:
+    """Send every `logging` record of the daemon process to the daemon log file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+    handler.setFormatter(JSONFormatter() if log_format == "json" else LogrusTextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_LEVELS[level])
+    # aiohttp's per-request access log would drown the daemon log; keep it for debug level only.
+    logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if level in ("debug", "trace") else logging.WARNING)
+    return handler

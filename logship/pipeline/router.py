@@ -1,0 +1,203 @@
+"""The router: one container's batches fanned out to its drivers.
+
+Each driver gets its own channel, a queue bounded in bytes of line data with a worker task that awaits
+`driver.log(batch)`, so a slow driver only ever holds back its own queue:
+
+- blocking mode (the default): when a channel is full, `deliver` waits; the copier stops reading, the pipe
+  fills and the container's writes block. Nothing is dropped.
+- non-blocking mode: the channel holds at most `max-buffer-size` bytes (Docker's ring buffer). When it is
+  full the lines that do not fit are dropped, counted per driver, and reported in the daemon log (rate
+  limited), never silently. As in Docker, a line larger than the whole buffer is still taken when the
+  buffer is empty.
+
+A driver that raises loses that batch (its lines are counted as failed and the daemon log says why); the
+router keeps going with the next batch, and other drivers and containers never notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from logship.drivers.base import LogDriver
+from logship.drivers.options import NON_BLOCKING
+from logship.pipeline.message import Batch
+from logship.pipeline.stats import DriverStats, LogStats
+
+log = logging.getLogger("logship.router")
+
+# How much a blocking channel may hold before the container is made to wait: a few reads' worth, so the
+# copier can read the next chunk while the driver writes the previous one.
+BLOCKING_QUEUE_BYTES = 4 << 20
+WARN_INTERVAL_S = 10.0
+DEFAULT_FLUSH_TIMEOUT_S = 10.0
+
+
+class _Channel:
+    def __init__(self, container: str, driver: LogDriver, stats: DriverStats, blocking: bool, limit: int) -> None:
+        self.container = container
+        self.driver = driver
+        self.stats = stats
+        self.blocking = blocking
+        self.limit = limit
+        self.queue: deque[Batch] = deque()
+        self.queued_bytes = 0
+        self._space = asyncio.Event()
+        self._work = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._warned_at = 0.0
+        self._reported = (0, 0)  # (dropped, failed) already reported in the daemon log
+        self.worker = asyncio.get_running_loop().create_task(self._run(), name=f"log-{driver.name}-{container[:12]}")
+
+    def _fits(self, nbytes: int) -> bool:
+        return not self.queue or self.queued_bytes + nbytes <= self.limit
+
+    async def put(self, batch: Batch) -> None:
+        while not self._fits(batch.nbytes):
+            self._space.clear()
+            await self._space.wait()
+        self._enqueue(batch)
+
+    def offer(self, batch: Batch) -> None:
+        """Non-blocking: take what fits, count the rest as dropped."""
+        if self._fits(batch.nbytes):
+            self._enqueue(batch)
+            return
+        room = self.limit - self.queued_bytes
+        taken = 0
+        if not self.queue and batch.lines:
+            taken, room = 1, room - len(batch.lines[0])
+        for line in batch.lines[taken:]:
+            if len(line) > room:
+                break
+            room -= len(line)
+            taken += 1
+        if taken:
+            head, _ = batch.take(taken)
+            self._enqueue(head)
+        self.stats.lines_dropped += len(batch.lines) - taken
+        self._maybe_warn()
+
+    def _enqueue(self, batch: Batch) -> None:
+        self.queue.append(batch)
+        self.queued_bytes += batch.nbytes
+        self.stats.buffered_bytes = self.queued_bytes
+        self._idle.clear()
+        self._work.set()
+
+    async def _run(self) -> None:
+        while True:
+            if not self.queue:
+                self._idle.set()
+                if self._closing:
+                    return
+                self._work.clear()
+                await self._work.wait()
+                continue
+            batch = self.queue[0]
+            try:
+                await self.driver.log(batch)
+                self.stats.record_written(len(batch.lines), batch.nbytes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a driver failure must never stop the pipeline
+                self.stats.record_failed(len(batch.lines), f"{type(err).__name__}: {err}")
+                self._maybe_warn()
+            self.queue.popleft()
+            self.queued_bytes -= batch.nbytes
+            self.stats.buffered_bytes = self.queued_bytes
+            self._space.set()
+
+    def _maybe_warn(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at < WARN_INTERVAL_S:
+            return
+        self._warned_at = now
+        self._report()
+
+    def _report(self) -> None:
+        dropped, failed = self.stats.lines_dropped, self.stats.lines_failed
+        if (dropped, failed) == self._reported:
+            return
+        self._reported = (dropped, failed)
+        if dropped:
+            log.warning(
+                "log driver %s for container %s dropped %d lines so far: its non-blocking buffer "
+                "(max-buffer-size=%d bytes) was full; raise max-buffer-size or use mode=blocking to lose none",
+                self.driver.name,
+                self.container[:12],
+                dropped,
+                self.limit,
+            )
+        if failed:
+            log.error(
+                "log driver %s for container %s failed to write %d lines so far; last error: %s",
+                self.driver.name,
+                self.container[:12],
+                failed,
+                self.stats.last_error,
+            )
+
+    async def close(self, timeout: float) -> None:
+        self._closing = True
+        self._work.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            lost = sum(len(b.lines) for b in self.queue)
+            self.worker.cancel()
+            self.stats.record_failed(lost, f"not written within the {timeout:g}s flush bound at close")
+            self.queue.clear()
+            self.queued_bytes = self.stats.buffered_bytes = 0
+        self.worker.cancel()
+        try:
+            await asyncio.wait_for(self.driver.close(), timeout)
+        except Exception as err:
+            self.stats.record_failed(0, f"close: {type(err).__name__}: {err}")
+            log.error("closing log driver %s for container %s: %s", self.driver.name, self.container[:12], err)
+        self._report()
+
+
+class Router:
+    def __init__(
+        self,
+        container_id: str,
+        drivers: Sequence[LogDriver],
+        stats: LogStats,
+        mode: str,
+        max_buffer_size: int,
+    ) -> None:
+        self.stats = stats
+        self.blocking = mode != NON_BLOCKING
+        limit = BLOCKING_QUEUE_BYTES if self.blocking else max_buffer_size
+        self._channels: list[_Channel] = []
+        for driver in drivers:
+            driver_stats = next((s for s in stats.drivers if s.driver == driver.name), None)
+            if driver_stats is None:
+                driver_stats = DriverStats(driver.name, mode)
+                stats.drivers.append(driver_stats)
+            driver_stats.mode, driver_stats.buffer_limit = mode, limit
+            self._channels.append(_Channel(container_id, driver, driver_stats, self.blocking, limit))
+
+    @property
+    def drivers(self) -> list[LogDriver]:
+        return [c.driver for c in self._channels]
+
+    async def deliver(self, batch: Batch) -> None:
+        self.stats.lines_read += len(batch.lines)
+        if batch.partials:
+            self.stats.partial_messages += len(batch.partials)
+        for channel in self._channels:
+            if self.blocking:
+                await channel.put(batch)
+            else:
+                channel.offer(batch)
+
+    async def close(self, timeout: float = DEFAULT_FLUSH_TIMEOUT_S) -> None:
+        """Flush every channel (bounded) and close the drivers, all concurrently."""
+        await asyncio.gather(*(c.close(timeout) for c in self._channels))

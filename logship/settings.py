@@ -1,0 +1,173 @@
+"""daemon.json plus `logship daemon` flags → validated daemon settings.
+
+Mirrors dockerd: the same key names, log-opts values must be strings, a key given both as a flag and in
+the file is an error, and any problem stops the daemon with a message naming the key (or the line and
+column of malformed JSON) and the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logship import paths
+from logship.errors import InvalidParameter
+
+LOG_LEVELS = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
+DEFAULT_LOG_DRIVER = "json-file"
+
+# daemon.json keys logship understands, with the type each must have.
+KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
+    "log-driver": str,
+    "log-opts": dict,
+    "log-level": str,
+    "log-format": str,
+    "data-root": str,
+    "hosts": list,
+    "live-restore": bool,
+    "shutdown-timeout": int,
+}
+
+
+class SettingsError(Exception):
+    """The daemon cannot start with this configuration; the message says which key and what to do."""
+
+
+@dataclass
+class Flags:
+    """What was given on the `logship daemon` command line (None: not given)."""
+
+    hosts: list[str] | None = None
+    data_root: str | None = None
+    config_file: str | None = None
+    log_level: str | None = None
+    log_driver: str | None = None
+    log_opts: dict[str, str] | None = None
+
+
+@dataclass
+class Settings:
+    hosts: list[str]
+    data_root: Path
+    config_file: Path | None
+    log_driver: str = DEFAULT_LOG_DRIVER
+    log_opts: dict[str, str] = field(default_factory=dict)
+    log_level: str = "info"
+    log_format: str = "text"
+    live_restore: bool = False
+    shutdown_timeout: int = 15
+
+    @property
+    def daemon_log_path(self) -> Path:
+        return self.data_root / "daemon.log"
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SettingsError(f"unable to read configuration file {path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SettingsError(
+            f"invalid JSON in configuration file {path} at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"configuration file {path} must hold a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(KNOWN_KEYS))
+    if unknown:
+        raise SettingsError(
+            f"the following directives in {path} don't match any configuration option: {', '.join(unknown)}"
+            f" (known: {', '.join(sorted(KNOWN_KEYS))})"
+        )
+    for key, value in data.items():
+        expected = KNOWN_KEYS[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise SettingsError(
+                f"invalid value for {key!r} in {path}: expected {_type_name(expected)}, got {json.dumps(value)}"
+            )
+    for key, value in data.get("log-opts", {}).items():
+        if not isinstance(value, str):
+            raise SettingsError(
+                f"invalid value for log-opts {key!r} in {path}: log-opts values must be strings, "
+                f'as in Docker (write "{key}": "{_as_string(value)}")'
+            )
+    if any(not isinstance(h, str) for h in data.get("hosts", [])):
+        raise SettingsError(f"invalid value for 'hosts' in {path}: expected a list of strings")
+    return data
+
+
+def load(flags: Flags) -> Settings:
+    explicit = flags.config_file is not None
+    config_path = Path(flags.config_file) if flags.config_file else paths.default_config_file()
+    file_values: dict[str, Any] = {}
+    if config_path.exists() or explicit:
+        file_values = read_config_file(config_path)
+
+    both = [
+        f"{key}: (from flag: {flag_value}, from file: {file_values[key]})"
+        for key, flag_value in (
+            ("hosts", flags.hosts),
+            ("data-root", flags.data_root),
+            ("log-level", flags.log_level),
+            ("log-driver", flags.log_driver),
+            ("log-opts", flags.log_opts),
+        )
+        if flag_value and key in file_values
+    ]
+    if both:
+        raise SettingsError(
+            "the following directives are specified both as a flag and in the configuration file: " + ", ".join(both)
+        )
+
+    settings = Settings(
+        hosts=flags.hosts or file_values.get("hosts") or [paths.default_host()],
+        data_root=Path(flags.data_root or file_values.get("data-root") or paths.default_data_root()),
+        config_file=config_path if file_values else None,
+        log_driver=flags.log_driver or file_values.get("log-driver") or DEFAULT_LOG_DRIVER,
+        log_opts=dict(flags.log_opts or file_values.get("log-opts") or {}),
+        log_level=flags.log_level or file_values.get("log-level") or "info",
+        log_format=file_values.get("log-format", "text"),
+        live_restore=file_values.get("live-restore", False),
+        shutdown_timeout=file_values.get("shutdown-timeout", 15),
+    )
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.log_level not in LOG_LEVELS:
+        raise SettingsError(f"invalid logging level: {settings.log_level} (use one of {', '.join(LOG_LEVELS)})")
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(f"invalid log format: {settings.log_format} (use text or json)")
+    if not settings.data_root.is_absolute():
+        raise SettingsError(f"data-root must be an absolute path, got {settings.data_root}")
+    for host in settings.hosts:
+        try:
+            paths.socket_path_of(host)
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
+    # Local import: the registry pulls in driver code the CLI does not need.
+    from logship.drivers import options
+
+    try:
+        options.validate(settings.log_driver, settings.log_opts)
+    except InvalidParameter as err:
+        raise SettingsError(f"failed to set log opts: {err}") from None
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string", dict: "an object", list: "a list", bool: "true or false", int: "an integer"}
+    if isinstance(expected, tuple):
+        return " or ".join(names.get(t, t.__name__) for t in expected)
+    return names.get(expected, expected.__name__)
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,37 @@
+"""Size parsing exactly as Docker's go-units does it.
+
+Docker uses two parsers and the difference is visible to users: `max-size` is decimal
+(`10m` = 10,000,000 bytes, `units.FromHumanSize`) while `max-buffer-size`, `fluentd-buffer-limit`
+and `--memory` are binary (`1m` = 1,048,576 bytes, `units.RAMInBytes`). Both reject negative and
+malformed sizes with `invalid size: '<s>'`.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_DECIMAL = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+_BINARY = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+
+
+class SizeError(ValueError):
+    pass
+
+
+def _parse(text: str, table: dict[str, int]) -> int:
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise SizeError(f"invalid size: '{text}'")
+    number, unit = match.group(1), (match.group(2) or "").lower()
+    return int(float(number) * table[unit])
+
+
+def from_human_size(text: str) -> int:
+    """Decimal sizes (k=1000), as `units.FromHumanSize`: used for json-file and local `max-size`."""
+    return _parse(text, _DECIMAL)
+
+
+def ram_in_bytes(text: str) -> int:
+    """Binary sizes (k=1024), as `units.RAMInBytes`: buffers and memory limits."""
+    return _parse(text, _BINARY)

@@ -1,0 +1,42 @@
+"""Fixtures for tests that drive a real daemon with real containers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Daemon
+from tests.rootfs import container_problem
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = container_problem()
+    if not problem:
+        return
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=f"real containers {problem}"))
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon with a busybox image for a whole test module (containers are cheap, daemons less so)."""
+    daemon = Daemon(tmp_path_factory.mktemp("logship"))
+    daemon.start()
+    try:
+        daemon.import_busybox()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def new_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon of the test's own, not started: the test sets `config` then calls `start()`."""
+    daemon = Daemon(tmp_path / "logship")
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -1,0 +1,170 @@
+"""A real logship daemon on a temporary socket and data root, driven through the real CLI.
+
+`Daemon` starts `logship daemon` as a subprocess, waits until it answers, and on `stop()` terminates it
+(which stops its containers) and then kills anything still running under its data root, so no test
+leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.rootfs import build_busybox_rootfs
+
+LOGSHIP = [sys.executable, "-m", "logship"]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+
+@dataclass
+class Daemon:
+    root: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "logship.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "daemon.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_root / "daemon.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["LOGSHIP_NO_AUTOSTART"] = "1"
+        env["LOGSHIP_HOST"] = self.host
+        return env
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(json.dumps(self.config))
+        args = [
+            *LOGSHIP,
+            "daemon",
+            "-H",
+            self.host,
+            "--data-root",
+            str(self.data_root),
+            "--config-file",
+            str(self.config_file),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                assert self.process.stderr is not None
+                raise RuntimeError(f"daemon exited: {self.process.stderr.read().decode()}")
+            if self.socket.exists() and self.cli("version").code == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not answer in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+        kill_processes_under(self.data_root)
+
+    def kill9(self) -> None:
+        """A crash: the daemon dies at once, its containers keep running."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60.0) -> Result:
+        completed = subprocess.run([*LOGSHIP, *args], input=input, capture_output=True, env=self.env(), timeout=timeout)
+        return Result(completed.returncode, completed.stdout, completed.stderr)
+
+    def ok(self, *args: str, input: bytes | None = None, timeout: float = 60.0) -> str:
+        result = self.cli(*args, input=input, timeout=timeout)
+        assert result.code == 0, f"logship {' '.join(args)} failed ({result.code}): {result.err}"
+        return result.out
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        data: list[dict[str, Any]] = json.loads(self.ok("inspect", ref))
+        return data[0]
+
+    def import_busybox(self, name: str = "busybox") -> str:
+        rootfs = build_busybox_rootfs(self.root / f"rootfs-{name.replace(':', '-')}")
+        return self.ok("import", str(rootfs), name).strip()
+
+    def daemon_log(self) -> str:
+        return self.log_file.read_text() if self.log_file.exists() else ""
+
+
+def kill_processes_under(data_root: Path) -> None:
+    """Kill every process whose working directory lies under `data_root` (container supervisors run in
+    their state directory), then wait for them to go."""
+    prefix = str(data_root.resolve())
+    victims = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == prefix or cwd.startswith(prefix + "/"):
+            victims.append(int(entry.name))
+    for pid in victims:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10
+    while victims and time.monotonic() < deadline:
+        victims = [pid for pid in victims if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
+        time.sleep(0.05)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
