@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from logship.asyncfd import wait_readable
 from logship.runtime import spawn
 
 HOST_BUSYBOX = Path("/bin/busybox")
@@ -67,22 +68,6 @@ def build_busybox_rootfs(root: Path) -> Path:
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
     (root / "etc" / "group").write_text("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n")
     return root
-
-
-async def wait_readable(fd: int) -> None:
-    """Until `fd` polls readable (data, EOF, or for a pidfd: the process exited)."""
-    loop = asyncio.get_running_loop()
-    readable: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not readable.done():
-            readable.set_result(None)
-
-    loop.add_reader(fd, ready)
-    try:
-        await readable
-    finally:
-        loop.remove_reader(fd)
 
 
 async def read_to_eof(fd: int) -> bytes:

@@ -24,13 +24,9 @@ from typing import Any
 import pytest
 
 from logship.errors import Conflict, InvalidParameter, NotFound
-from logship.runtime.images import (
-    DEFAULT_PATH_ENV,
-    IMPORT_COMMENT,
-    ImageStore,
-    apply_changes,
-    parse_reference,
-)
+from logship.runtime.changes import apply_changes
+from logship.runtime.images import DEFAULT_PATH_ENV, IMPORT_COMMENT, ImageStore
+from logship.runtime.reference import parse_reference
 from logship.runtime.tarsafe import apply_layer
 
 BUSYBOX = Path("/bin/busybox")

@@ -15,7 +15,10 @@ import pytest
 from logship.runtime import capabilities, spawn
 from tests.rootfs import build_busybox_rootfs, container_problem, run
 
-pytestmark = pytest.mark.skipif(bool(container_problem()), reason=container_problem() or "ok")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(bool(container_problem()), reason=container_problem() or "ok"),
+]
 
 DOCKER_DEFAULT_CAPS = 0x00000000A80425FB  # what `docker run` shows in CapBnd/CapEff
 

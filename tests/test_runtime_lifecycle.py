@@ -30,7 +30,10 @@ from tests.rootfs import (
 
 F_GETPIPE_SZ = 1032
 
-pytestmark = pytest.mark.skipif(bool(container_problem()), reason=container_problem() or "ok")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(bool(container_problem()), reason=container_problem() or "ok"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def _limits_problem() -> str:
     return ""
 
 
-pytestmark = pytest.mark.skipif(bool(_limits_problem()), reason=_limits_problem() or "ok")
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(bool(_limits_problem()), reason=_limits_problem() or "ok")]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import struct
 import sys
 import termios
 import threading
@@ -46,6 +45,14 @@ def terminal_size() -> tuple[int, int] | None:
 def on_resize(callback: Callable[[], None]) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGWINCH, lambda *_: callback())
+
+
+def proxy_signals(forward: Callable[[int], None]) -> None:
+    """Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 to the container while we are attached."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, lambda number, _frame: threading.Thread(target=forward, args=(number,)).start())
 
 
 def _copy_output(sock: socket.socket, first: bytes, tty_mode: bool) -> None:
@@ -100,7 +107,3 @@ def stream(sock: socket.socket, first: bytes, tty_mode: bool, send_stdin: bool) 
         _copy_output(sock, first, tty_mode)
     finally:
         sock.close()
-
-
-def pack_resize(height: int, width: int) -> bytes:
-    return struct.pack("HHHH", height, width, 0, 0)

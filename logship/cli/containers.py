@@ -200,6 +200,8 @@ def _run_attached(client: Client, container_id: str, params: dict[str, Any]) -> 
     if tty:
         _send_resize(client, container_id)
         attaching.on_resize(lambda: _send_resize(client, container_id))
+    else:
+        attaching.proxy_signals(lambda sig: _forward_signal(client, container_id, sig))
     with attaching.raw_terminal(tty and params["interactive"]):
         attaching.stream(sock, first, tty, send_stdin=params["interactive"])
     waiter.join()
@@ -207,6 +209,14 @@ def _run_attached(client: Client, container_id: str, params: dict[str, Any]) -> 
         click.echo(f"logship: error waiting for the container: {outcome['error']}", err=True)
         return 125
     return int(outcome.get("StatusCode", 125))
+
+
+def _forward_signal(client: Client, container_id: str, sig: int) -> None:
+    """docker run's --sig-proxy: a signal we receive goes to the container instead of ending us."""
+    try:
+        client.request("POST", f"/containers/{container_id}/kill", {"signal": str(sig)}).read()
+    except APIError:
+        pass
 
 
 def _send_resize(client: Client, container_id: str) -> None:

@@ -248,8 +248,7 @@ class ContainerManager:
             try:
                 process = await spawn.start(spec)
             except spawn.StartError as err:
-                for driver in drivers:
-                    await driver.close()
+                await _close_all(drivers)
                 record.state.status = "exited" if record.state.started_ns else "created"
                 record.state.exit_code = err.exit_code
                 record.state.error = err.message
@@ -257,6 +256,10 @@ class ContainerManager:
                 container.save()
                 log.warning("container %s failed to start: %s", record.short_id, err.message)
                 raise StartFailed(err.message, err.exit_code) from None
+            except Exception as err:
+                await _close_all(drivers)
+                log.exception("starting container %s failed", record.short_id)
+                raise LogshipError(f"starting the container failed: {type(err).__name__}: {err}") from err
             self._run(container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
 
@@ -311,7 +314,12 @@ class ContainerManager:
             )
             for fd, name in streams
         ]
-        status = await process.wait()
+        try:
+            status = await process.wait()
+        except Exception as err:  # the runtime lost track of the process: record it, never stay "running"
+            log.exception("container %s: waiting for its exit failed", record.short_id)
+            status = spawn.ExitStatus(spawn.EXIT_UNKNOWN, False)
+            record.state.error = f"lost track of the container's process: {err}"
         container.process_exited.set()
         done, pending = await asyncio.wait(copiers, timeout=DRAIN_TIMEOUT_S)
         for task in pending:
@@ -483,6 +491,14 @@ class ContainerManager:
                 raise NotImplementedByDriver("configured logging driver does not support reading")
             reader = opened
         return _reading(reader, config, opened.close if opened is not None else None)
+
+
+async def _close_all(drivers: list[LogDriver]) -> None:
+    for driver in drivers:
+        try:
+            await driver.close()
+        except Exception:
+            log.exception("closing log driver %s", driver.name)
 
 
 class StartFailed(LogshipError):

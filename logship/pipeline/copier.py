@@ -14,13 +14,13 @@ per-line cost stays in C (`bytes.split`). The visible result is Docker's:
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+from logship.asyncfd import wait_readable
 from logship.pipeline.message import MAX_LINE_SIZE, Batch, PartialMeta
 
 READ_SIZE = 1 << 20  # one pipe's worth: the FIFOs are enlarged to 1 MiB
@@ -151,13 +151,12 @@ async def copy_stream(
     line splitting, for attached clients. A pty master reports EIO once the container side is closed:
     that is its EOF. The fd is not closed here.
     """
-    loop = asyncio.get_running_loop()
     stream = splitter.stream
     while True:
         try:
             chunk = os.read(fd, READ_SIZE)
         except BlockingIOError:
-            await _readable(loop, fd)
+            await wait_readable(fd)
             continue
         except OSError as err:
             if err.errno == errno.EIO:
@@ -173,16 +172,3 @@ async def copy_stream(
             await deliver(batch)
     for batch in splitter.finish(time.time_ns()):
         await deliver(batch)
-
-
-def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.Future[None]:
-    future: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        loop.remove_reader(fd)
-        if not future.done():
-            future.set_result(None)
-
-    loop.add_reader(fd, ready)
-    future.add_done_callback(lambda _: loop.remove_reader(fd))
-    return future

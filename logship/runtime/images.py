@@ -16,9 +16,9 @@ extracting the archive) runs outside it, so imports can proceed side by side.
 The functions are synchronous and may block on disk and on the import stream: the asyncio daemon calls
 them in a worker thread.
 
-Docker behaviour reproduced here: reference parsing and normalisation (distribution/reference), lookup
-by tag, full ID or unique ID prefix (GetImage), `docker import`'s config and its `--change` subset, and
-the untag/delete rules and messages of `docker rmi` (ImageDelete).
+Docker behaviour reproduced here: lookup by tag, full ID or unique ID prefix (GetImage), `docker
+import`'s config, and the untag/delete rules and messages of `docker rmi` (ImageDelete). References are
+parsed in `reference`, `--change` instructions applied in `changes`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ import hashlib
 import json
 import os
 import platform
-import posixpath
-import re
 import shutil
 import tarfile
 import tempfile
@@ -36,19 +34,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from logship.errors import Conflict, InvalidParameter, NotFound, SystemError_
+from logship.runtime.changes import apply_changes
+from logship.runtime.reference import (
+    HEX_RE,
+    ID_RE,
+    is_id_prefix,
+    parse_reference,
+    parse_reference_or_id,
+    tag_reference,
+)
 from logship.runtime.tarsafe import apply_layer
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMPORT_COMMENT = "Imported from -"  # Docker's history comment for `docker import -` without --message
 
-_ID_RE = re.compile(r"^[0-9a-f]{64}$")
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
 _CONFIG = "config.json"
 _META = "meta.json"
 _ROOTFS = "rootfs"
@@ -68,336 +73,6 @@ class Image:
     size: int  # bytes of the root filesystem
     config: dict[str, Any]  # the whole image config (config.json)
     rootfs: Path
-
-
-# ---------------------------------------------------------------------------------------------------------
-# References: Docker's grammar (distribution/reference), normalised as the Docker daemon does.
-# ---------------------------------------------------------------------------------------------------------
-
-DEFAULT_DOMAIN = "docker.io"
-_LEGACY_DEFAULT_DOMAIN = "index.docker.io"
-_OFFICIAL_REPOSITORY_PREFIX = "library/"
-_NAME_TOTAL_LENGTH_MAX = 255
-
-_ALPHANUMERIC = r"[a-z0-9]+"
-# Docker writes the dash separator as `[-]*`; `-+` accepts the same names without the ambiguity that
-# makes a backtracking regex engine take exponential time on long invalid names.
-_SEPARATOR = r"(?:[._]|__|-+)"
-_PATH_COMPONENT = rf"{_ALPHANUMERIC}(?:{_SEPARATOR}{_ALPHANUMERIC})*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?$")
-_REMAINDER_RE = re.compile(
-    rf"^({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-    r"(?::([\w][\w.-]{0,127}))?"
-    r"(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$",
-    re.ASCII,
-)
-_DIGEST_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A normalised image reference: `busybox` is docker.io / library/busybox with no tag yet."""
-
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def familiar_name(self) -> str:
-        """The name as users write it: docker.io and its library/ prefix left out."""
-        if self.domain != DEFAULT_DOMAIN:
-            return f"{self.domain}/{self.path}"
-        official = self.path.removeprefix(_OFFICIAL_REPOSITORY_PREFIX)
-        return official if "/" not in official else self.path
-
-    def with_default_tag(self) -> Reference:
-        """Docker's TagNameOnly: a bare name means `:latest`."""
-        if self.tag is None and self.digest is None:
-            return replace(self, tag="latest")
-        return self
-
-    def __str__(self) -> str:
-        text = self.familiar_name
-        if self.tag is not None:
-            text += f":{self.tag}"
-        if self.digest is not None:
-            text += f"@{self.digest}"
-        return text
-
-
-def parse_reference(text: str) -> Reference:
-    """Parse and normalise a reference as Docker's ParseNormalizedNamed; InvalidParameter with Docker's
-    message when it is not one."""
-    if _ID_RE.match(text):
-        raise InvalidParameter(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
-    domain, remainder = _split_domain(text)
-    if remainder.split(":", 1)[0].lower() != remainder.split(":", 1)[0]:
-        raise InvalidParameter("invalid reference format: repository name must be lowercase")
-    match = _REMAINDER_RE.match(remainder)
-    if match is None or not _DOMAIN_RE.match(domain):
-        if _REMAINDER_RE.match(remainder.lower()) and _DOMAIN_RE.match(domain):
-            raise InvalidParameter("invalid reference format: repository name must be lowercase")
-        raise InvalidParameter("invalid reference format")
-    path, tag, digest = match.group(1), match.group(2), match.group(3)
-    if len(domain) + 1 + len(path) > _NAME_TOTAL_LENGTH_MAX:
-        raise InvalidParameter(f"repository name must not be more than {_NAME_TOTAL_LENGTH_MAX} characters")
-    return Reference(domain, path, tag, digest)
-
-
-def _split_domain(text: str) -> tuple[str, str]:
-    """The registry part goes before the first "/" only when it looks like a host (has "." or ":", or is
-    "localhost"); anything else is a Docker Hub name, official images living under library/."""
-    first, slash, rest = text.partition("/")
-    if not slash or ("." not in first and ":" not in first and first != "localhost"):
-        domain, remainder = DEFAULT_DOMAIN, text
-    else:
-        domain, remainder = first, rest
-    if domain == _LEGACY_DEFAULT_DOMAIN:
-        domain = DEFAULT_DOMAIN
-    if domain == DEFAULT_DOMAIN and "/" not in remainder:
-        remainder = _OFFICIAL_REPOSITORY_PREFIX + remainder
-    return domain, remainder
-
-
-def _tag_reference(text: str) -> Reference:
-    """A reference that may name a tag to create: no digest, and not the ambiguous name "sha256"."""
-    reference = parse_reference(text)
-    if reference.digest is not None:
-        raise InvalidParameter("refusing to create a tag with a digest reference")
-    if reference.familiar_name == "sha256":
-        raise InvalidParameter("refusing to create an ambiguous tag using digest algorithm as name")
-    return reference.with_default_tag()
-
-
-def _parse_reference_or_id(text: str) -> str | Reference:
-    """Docker's ParseAnyReference: "sha256:<hex>" for a full ID (with or without the prefix), else a
-    normalised reference."""
-    if _ID_RE.match(text):
-        return "sha256:" + text
-    if _DIGEST_ID_RE.match(text):
-        return text
-    return parse_reference(text)
-
-
-def _is_id_prefix(image_id: str, text: str) -> bool:
-    return image_id.startswith(text) or image_id.removeprefix("sha256:").startswith(text)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# `--change`: the Dockerfile instructions `docker import` accepts that logship honours.
-# ---------------------------------------------------------------------------------------------------------
-
-SUPPORTED_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "LABEL", "WORKDIR")
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_]+")
-
-
-def apply_changes(container_config: dict[str, Any], changes: Sequence[str]) -> None:
-    """Apply `--change` instructions, in order, to the "config" part of an image config.
-
-    Variables in ENV, LABEL and WORKDIR expand from the ENV set so far, as in a Dockerfile; CMD and
-    ENTRYPOINT take the JSON form (`["a","b"]`) or the shell form (run by `/bin/sh -c`).
-    """
-    cmd_set = False
-    for change in changes:
-        match = re.match(r"\s*(\S+)\s*(.*?)\s*$", change, re.DOTALL)
-        if match is None:
-            continue  # a blank change, as an empty Dockerfile line, does nothing
-        keyword, rest = match.group(1).upper(), match.group(2)
-        if keyword not in SUPPORTED_CHANGES:
-            raise InvalidParameter(
-                f"{keyword.lower()} is not a valid change command: logship supports {', '.join(SUPPORTED_CHANGES)}"
-            )
-        if not rest:
-            raise InvalidParameter(f"{keyword} requires at least one argument")
-        env = _env_as_mapping(container_config.get("Env") or [])
-        if keyword == "CMD":
-            container_config["Cmd"] = _command(keyword, rest)
-            cmd_set = True
-        elif keyword == "ENTRYPOINT":
-            container_config["Entrypoint"] = _command(keyword, rest)
-            if not cmd_set:
-                container_config["Cmd"] = None  # an image's CMD belongs to its old entrypoint
-        elif keyword == "ENV":
-            for name, value in _name_values(keyword, rest, env):
-                _set_env(container_config, name, value)
-        elif keyword == "LABEL":
-            labels = dict(container_config.get("Labels") or {})
-            labels.update(_name_values(keyword, rest, env))
-            container_config["Labels"] = labels
-        else:
-            container_config["WorkingDir"] = _working_dir(
-                container_config.get("WorkingDir") or "", _expand_word(rest, env)
-            )
-
-
-def _command(keyword: str, rest: str) -> list[str]:
-    if rest.startswith("["):
-        try:
-            value, _ = json.JSONDecoder().raw_decode(rest)
-        except ValueError:
-            value = None  # not JSON after all: the shell form, as Docker treats it
-        if isinstance(value, list):
-            if not all(isinstance(item, str) for item in value):
-                raise InvalidParameter(
-                    f"{keyword}: when using JSON array syntax, arrays must be comprised of strings only"
-                )
-            return value
-    return ["/bin/sh", "-c", rest]
-
-
-def _env_as_mapping(env: Sequence[str]) -> dict[str, str]:
-    pairs = (entry.partition("=") for entry in env)
-    return {name: value for name, _, value in pairs}
-
-
-def _set_env(container_config: dict[str, Any], name: str, value: str) -> None:
-    env = list(container_config.get("Env") or [])
-    entry = f"{name}={value}"
-    for index, existing in enumerate(env):
-        if existing.partition("=")[0] == name:
-            env[index] = entry
-            break
-    else:
-        env.append(entry)
-    container_config["Env"] = env
-
-
-def _name_values(keyword: str, rest: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """`NAME=value ...` pairs, or the old one-pair form `NAME value with spaces`."""
-    words = _split_words(rest)
-    if "=" not in words[0]:
-        pieces = rest.split(None, 1)
-        if len(pieces) < 2:
-            raise InvalidParameter(f"{keyword} must have two arguments: {keyword} NAME=value")
-        return [(_expand_word(pieces[0], env), _expand_word(pieces[1], env))]
-    pairs = []
-    for word in words:
-        if "=" not in word:
-            raise InvalidParameter(f'Syntax error - can\'t find = in "{word}". Must be of the form: name=value')
-        name, _, value = word.partition("=")
-        name = _expand_word(name, env)
-        if not name:
-            raise InvalidParameter(f"{keyword} names can not be blank")
-        pairs.append((name, _expand_word(value, env)))
-    return pairs
-
-
-def _split_words(text: str) -> list[str]:
-    """Split at unquoted whitespace, keeping quotes and backslashes for _expand_word to interpret."""
-    words: list[str] = []
-    word = ""
-    quote = ""
-    quoted = False  # a word made only of quotes ("") is still a word
-    index = 0
-    while index < len(text):
-        char = text[index]
-        index += 1
-        if quote:
-            if char == "\\" and quote == '"' and index < len(text):
-                word += char + text[index]
-                index += 1
-                continue
-            if char == quote:
-                quote = ""
-            word += char
-        elif char.isspace():
-            if word or quoted:
-                words.append(word)
-            word, quoted = "", False
-        elif char == "\\":
-            if index < len(text):
-                word += char + text[index]
-                index += 1
-        else:
-            if char in "'\"":
-                quote, quoted = char, True
-            word += char
-    if word or quoted:
-        words.append(word)
-    return words
-
-
-def _expand_word(text: str, env: Mapping[str, str]) -> str:
-    """One shell word as a Dockerfile reads it: quotes removed, backslash escapes applied and
-    `$NAME`, `${NAME}`, `${NAME:-default}`, `${NAME:+alternative}` replaced; whitespace is kept."""
-    out: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            out.append(text[index + 1 : index + 2])
-            index += 2
-        elif char == "'":
-            end = text.find("'", index + 1)
-            if end < 0:
-                raise InvalidParameter(
-                    f"unexpected end of statement while looking for matching single-quote in {text!r}"
-                )
-            out.append(text[index + 1 : end])
-            index = end + 1
-        elif char == '"':
-            index += 1
-            while True:
-                if index >= len(text):
-                    raise InvalidParameter(
-                        f"unexpected end of statement while looking for matching double-quote in {text!r}"
-                    )
-                char = text[index]
-                if char == '"':
-                    index += 1
-                    break
-                if char == "\\" and text[index + 1 : index + 2] in ('"', "$", "\\"):
-                    out.append(text[index + 1])
-                    index += 2
-                elif char == "$":
-                    value, index = _expand_variable(text, index, env)
-                    out.append(value)
-                else:
-                    out.append(char)
-                    index += 1
-        elif char == "$":
-            value, index = _expand_variable(text, index, env)
-            out.append(value)
-        else:
-            out.append(char)
-            index += 1
-    return "".join(out)
-
-
-def _expand_variable(text: str, dollar: int, env: Mapping[str, str]) -> tuple[str, int]:
-    """The value of the variable written at text[dollar:] and the index just after it."""
-    if text.startswith("{", dollar + 1):
-        end = text.find("}", dollar + 2)
-        if end < 0:
-            raise InvalidParameter(f"missing '}}' in {text!r}")
-        body = text[dollar + 2 : end]
-        name_match = _NAME_CHARS.match(body)
-        name = name_match.group() if name_match else ""
-        modifier, word = body[len(name) : len(name) + 2], body[len(name) + 2 :]
-        if not name or (modifier and modifier not in (":-", ":+")) or (len(body) > len(name) and not modifier):
-            raise InvalidParameter(
-                f"bad substitution ${{{body}}} in {text!r}: use $NAME, ${{NAME:-default}} or ${{NAME:+alternative}}"
-            )
-        value = env.get(name, "")
-        if modifier == ":-" and not value:
-            value = _expand_word(word, env)
-        elif modifier == ":+":
-            value = _expand_word(word, env) if value else ""
-        return value, end + 1
-    match = _NAME_CHARS.match(text, dollar + 1)
-    if match is None:
-        return "$", dollar + 1  # a lone dollar sign is literal
-    return env.get(match.group(), ""), match.end()
-
-
-def _working_dir(current: str, requested: str) -> str:
-    """Docker resolves a relative WORKDIR against the previous one."""
-    if requested.startswith("/"):
-        return requested
-    cleaned = posixpath.normpath(posixpath.join("/", current, requested))
-    return "/" + cleaned.lstrip("/")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -448,7 +123,7 @@ class ImageStore:
         `reference` (moving the tag if another image had it)."""
         if reference and parse_reference(reference).digest is not None:
             raise InvalidParameter("cannot import digest reference")
-        target = _tag_reference(reference) if reference else None
+        target = tag_reference(reference) if reference else None
         container_config = _import_container_config()
         apply_changes(container_config, changes)  # a bad --change fails before any byte is read
         comment = message or IMPORT_COMMENT
@@ -490,7 +165,7 @@ class ImageStore:
     def tag(self, image_id: str, reference: str) -> None:
         """Point `reference` at the image `image_id` names (any form `get` accepts), moving the tag if
         another image had it."""
-        target = _tag_reference(reference)
+        target = tag_reference(reference)
         with self._lock:
             tags = self._read_tags()
             hex_id = self._resolve(image_id, tags)
@@ -511,7 +186,7 @@ class ImageStore:
             hex_id = self._resolve(ref_or_id, tags)
             image_id = "sha256:" + hex_id
             users = in_use_by(image_id)
-            if _is_id_prefix(image_id, ref_or_id):
+            if is_id_prefix(image_id, ref_or_id):
                 records = _untag_for_id_removal(tags, image_id, force, users)
             else:
                 records = _untag_named_reference(tags, image_id, ref_or_id, force, users)
@@ -532,7 +207,7 @@ class ImageStore:
 
     def _resolve(self, ref_or_id: str, tags: Mapping[str, str]) -> str:
         """The 64-hex ID `ref_or_id` names, as Docker's GetImage: an ID, then a tag, then an ID prefix."""
-        target = _parse_reference_or_id(ref_or_id)
+        target = parse_reference_or_id(ref_or_id)
         if isinstance(target, str):
             hex_id = target.removeprefix("sha256:")
             if self._exists(hex_id):
@@ -543,7 +218,7 @@ class ImageStore:
         if tagged and self._exists(tagged):
             return tagged
         prefix = ref_or_id.removeprefix("sha256:")
-        if _HEX_RE.match(prefix):
+        if HEX_RE.match(prefix):
             matches = [hex_id for hex_id in self._image_hex_ids() if hex_id.startswith(prefix)]
             if len(matches) == 1:
                 return matches[0]
@@ -558,7 +233,7 @@ class ImageStore:
         return tuple(sorted(name for name in os.listdir(self._dir) if self._exists(name)))
 
     def _exists(self, hex_id: str) -> bool:
-        return bool(_ID_RE.match(hex_id)) and (self._dir / hex_id / _CONFIG).is_file()
+        return bool(ID_RE.match(hex_id)) and (self._dir / hex_id / _CONFIG).is_file()
 
     def _diff_ids(self, hex_id: str) -> tuple[str, ...]:
         config = json.loads((self._dir / hex_id / _CONFIG).read_bytes())

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logship.asyncfd import wait_readable
 from logship.errors import InvalidParameter
 from logship.runtime import capabilities, cgroups
 from logship.runtime.capabilities import validate_capabilities
@@ -232,7 +233,7 @@ class Process:
         return await asyncio.shield(self._exit)
 
     async def _wait_once(self) -> ExitStatus:
-        await _readable(self._supervisor_pidfd)
+        await wait_readable(self._supervisor_pidfd)
         if self._popen is not None:
             self._popen.wait()  # already exited: this only reaps it
         else:
@@ -661,19 +662,6 @@ async def _abandon(process: Process, init_is_exiting: bool) -> ExitStatus:
 
 
 # --- small helpers ------------------------------------------------------------------------------------
-
-
-def _readable(fd: int) -> asyncio.Future[None]:
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def ready() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    loop.add_reader(fd, ready)
-    future.add_done_callback(lambda _: loop.remove_reader(fd))
-    return future
 
 
 async def _remove_cgroup(cgroup: cgroups.Cgroup) -> None:
