@@ -33,6 +33,10 @@ class Subscriber:
         if self._size > SUBSCRIBER_LIMIT:
             self._drained.clear()
 
+    @property
+    def full(self) -> bool:
+        return not self._drained.is_set()
+
     async def wait_drained(self) -> None:
         await self._drained.wait()
 
@@ -75,7 +79,7 @@ class Attachments:
         for sub in self._subscribers:
             if stream in sub.streams:
                 sub.push(stream, chunk)
-                if not sub._drained.is_set():
+                if sub.full:
                     waiting.append(sub.wait_drained())
         if waiting:
             await asyncio.gather(*waiting)
