@@ -11,6 +11,7 @@ from logship.errors import InvalidParameter
 
 _BUILTIN: dict[str, str] = {
     "json-file": "logship.drivers.jsonfile",
+    "journald": "logship.drivers.journald",
     "none": "logship.drivers.none",
 }
 

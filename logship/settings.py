@@ -29,7 +29,9 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "hosts": list,
     "live-restore": bool,
     "shutdown-timeout": int,
+    "daemon-log": str,
 }
+DAEMON_LOG_TARGETS = ("file", "journald")
 
 
 class SettingsError(Exception):
@@ -59,6 +61,7 @@ class Settings:
     log_format: str = "text"
     live_restore: bool = False
     shutdown_timeout: int = 15
+    daemon_log: str = "file"  # or "journald" (SYSLOG_IDENTIFIER=logshipd)
 
     @property
     def daemon_log_path(self) -> Path:
@@ -134,6 +137,7 @@ def load(flags: Flags) -> Settings:
         log_format=file_values.get("log-format", "text"),
         live_restore=file_values.get("live-restore", False),
         shutdown_timeout=file_values.get("shutdown-timeout", 15),
+        daemon_log=file_values.get("daemon-log", "file"),
     )
     validate(settings)
     return settings
@@ -142,6 +146,8 @@ def load(flags: Flags) -> Settings:
 def validate(settings: Settings) -> None:
     if settings.log_level not in LOG_LEVELS:
         raise SettingsError(f"invalid logging level: {settings.log_level} (use one of {', '.join(LOG_LEVELS)})")
+    if settings.daemon_log not in DAEMON_LOG_TARGETS:
+        raise SettingsError(f'invalid daemon-log: {settings.daemon_log!r} (use "file" or "journald")')
     if settings.log_format not in LOG_FORMATS:
         raise SettingsError(f"invalid log format: {settings.log_format} (use text or json)")
     if not settings.data_root.is_absolute():

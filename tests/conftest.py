@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Daemon
+from tests.journal import Journald, journal_problem
 from tests.rootfs import container_problem
 
 
@@ -40,3 +41,17 @@ def new_daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def journald() -> Iterator[Journald]:
+    """A running systemd-journald: the machine's if one answers, else one started (and stopped) here."""
+    problem = journal_problem()
+    if problem:
+        pytest.skip(f"journald tests {problem}")
+    journal = Journald()
+    journal.start()
+    try:
+        yield journal
+    finally:
+        journal.stop()

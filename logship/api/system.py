@@ -10,6 +10,7 @@ from aiohttp import web
 
 from logship import API_VERSION, MIN_API_VERSION, __version__
 from logship.api.app import add_route, backend, json_response
+from logship.daemon import daemonlog
 from logship.drivers import registry
 
 _PING_HEADERS = {
@@ -113,7 +114,7 @@ async def info(request: web.Request) -> web.Response:
             "SecurityOptions": ["name=no-new-privileges"],
             "Warnings": None,
             # logship's own additions
-            "DaemonLogPath": str(settings.daemon_log_path),
+            "DaemonLogPath": daemonlog.location(settings.daemon_log, settings.daemon_log_path),
             "LogOpts": settings.log_opts,
             "ConfigFile": str(settings.config_file) if settings.config_file else "",
             "Hosts": settings.hosts,

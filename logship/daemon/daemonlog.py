@@ -1,6 +1,8 @@
-"""The daemon's own log: `<data-root>/daemon.log`, rotated, kept apart from every container log.
+"""The daemon's own log: `<data-root>/daemon.log`, rotated, kept apart from every container log; or,
+with `"daemon-log": "journald"`, the system journal under SYSLOG_IDENTIFIER=logshipd (never with any
+CONTAINER_* field, so `logs` and `journalctl CONTAINER_ID_FULL=...` never see it).
 
-Lines look like dockerd's (logrus text format) so people can grep them the same way:
+File lines look like dockerd's (logrus text format) so people can grep them the same way:
 `time="2026-11-29T07:27:21.123456789Z" level=info msg="..."`; `log-format: json` gives one JSON object a line.
 """
 
@@ -51,11 +53,29 @@ class JSONFormatter(logging.Formatter):
         return json.dumps({"level": level, "msg": _message(record), "time": _timestamp(record)}, ensure_ascii=False)
 
 
-def setup(path: Path, level: str, log_format: str = "text") -> logging.Handler:
-    """Send every `logging` record of the daemon process to the daemon log file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
-    handler.setFormatter(JSONFormatter() if log_format == "json" else LogrusTextFormatter())
+JOURNAL_IDENTIFIER = "logshipd"
+
+
+def location(target: str, path: Path) -> str:
+    """Where the daemon log goes, for `info` and the start-up line."""
+    return f"journald, SYSLOG_IDENTIFIER={JOURNAL_IDENTIFIER}" if target == "journald" else str(path)
+
+
+def _journal_handler() -> logging.Handler:
+    from systemd import journal
+
+    return journal.JournalHandler(SYSLOG_IDENTIFIER=JOURNAL_IDENTIFIER)  # type: ignore[no-any-return]
+
+
+def setup(path: Path, level: str, log_format: str = "text", target: str = "file") -> logging.Handler:
+    """Send every `logging` record of the daemon process to the daemon log (file or journal)."""
+    handler: logging.Handler
+    if target == "journald":
+        handler = _journal_handler()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+        handler.setFormatter(JSONFormatter() if log_format == "json" else LogrusTextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

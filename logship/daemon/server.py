@@ -101,7 +101,7 @@ async def serve(settings: Settings, announce: IO[str] | None) -> None:
     if announce is not None:
         print(
             f"logship daemon ready on {', '.join(settings.hosts)} (data root {settings.data_root}; "
-            f"daemon log {settings.daemon_log_path})",
+            f"daemon log {daemonlog.location(settings.daemon_log, settings.daemon_log_path)})",
             file=announce,
             flush=True,
         )
@@ -120,6 +120,19 @@ async def serve(settings: Settings, announce: IO[str] | None) -> None:
     log.info("daemon stopped")
 
 
+def _daemon_log_problem(settings: Settings) -> str:
+    if settings.daemon_log != "journald":
+        return ""
+    try:
+        import systemd.journal  # noqa: F401
+    except ImportError:
+        return "daemon-log is journald but systemd-python is not installed: pip install 'logship[journald]'"
+    from logship.drivers.journald import journal_problem
+
+    problem = journal_problem()
+    return f"daemon-log is journald but {problem}" if problem else ""
+
+
 def run(flags: Flags) -> int:
     try:
         settings = load(flags)
@@ -130,7 +143,12 @@ def run(flags: Flags) -> int:
     except OSError as err:
         print(f"logship daemon: cannot prepare the data root: {err}", file=sys.stderr)
         return 1
-    daemonlog.setup(settings.daemon_log_path, settings.log_level, settings.log_format)
+    problem = _daemon_log_problem(settings)
+    if problem:
+        print(f"logship daemon: {problem}", file=sys.stderr)
+        pid_file.close()
+        return 1
+    daemonlog.setup(settings.daemon_log_path, settings.log_level, settings.log_format, settings.daemon_log)
     try:
         asyncio.run(serve(settings, sys.stderr))
     except DaemonError as err:

@@ -1,0 +1,113 @@
+"""The journald driver: each line becomes one journal entry, sent with systemd-python off the event loop,
+a batch per worker-thread step; `logs` reads the entries back (see `reader`).
+
+The journal's native protocol takes one entry per datagram, so the cost per line is one `sendmsg`; what
+logship controls is everything around it: fields encoded once per container and once per batch, and no
+per-line work on the event loop.
+
+When journald is unreachable (restarting, or not started yet) the batch is retried with backoff: the
+container waits in blocking mode, the router's buffer fills and counts drops in non-blocking mode. At
+close the retries stop, and what could not be sent is reported as failed by the router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from logship.drivers.journald import fields
+from logship.drivers.util.timestamps import format_rfc3339nano
+from logship.pipeline.info import ContainerInfo
+from logship.pipeline.message import Batch, Message
+from logship.pipeline.readconfig import ReadConfig
+
+log = logging.getLogger("logship.drivers.journald")
+
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+
+
+class JournalClosed(Exception):
+    """Sending stopped because the driver was closed while journald was unreachable."""
+
+
+@dataclass
+class Progress:
+    """What a follower needs to know when it has read everything this driver sent."""
+
+    epoch: str
+    sent: int = 0  # CONTAINER_LOG_ORDINAL of the last entry handed to journald
+    closed: bool = False
+
+
+class JournaldDriver:
+    name = "journald"
+
+    def __init__(self, info: ContainerInfo, tag: str, socket_path: str) -> None:
+        from systemd import journal  # imported here: only containers using this driver need it
+
+        self._sendv = journal.sendv
+        self.info = info
+        self.socket_path = socket_path
+        self.progress = Progress(epoch=secrets.token_hex(32))
+        self._static = fields.container_fields(info, tag, self.progress.epoch)
+        self._closing = threading.Event()
+        self._unreachable_logged = False
+
+    async def log(self, batch: Batch) -> None:
+        await asyncio.to_thread(self._send_batch, batch)
+
+    def _send_batch(self, batch: Batch) -> None:
+        static = self._static
+        timestamp = b"SYSLOG_TIMESTAMP=" + format_rfc3339nano(batch.timestamp_ns).encode()
+        common = (fields.priority_field(batch.stream), timestamp)
+        partials = batch.partials
+        ordinal = self.progress.sent
+        for index, line in enumerate(batch.lines):
+            ordinal += 1
+            entry = [b"MESSAGE=" + line, *common, b"CONTAINER_LOG_ORDINAL=%d" % ordinal, *static]
+            meta = partials.get(index) if partials else None
+            if meta is not None:
+                entry.extend(fields.partial_fields(meta))
+            self._send(entry)
+            self.progress.sent = ordinal
+
+    def _send(self, entry: list[bytes]) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                self._sendv(*entry)
+                if self._unreachable_logged:
+                    log.info(
+                        "journald is reachable again at %s; container %s resumes logging",
+                        self.socket_path,
+                        self.info.id(),
+                    )
+                    self._unreachable_logged = False
+                return
+            except OSError as err:
+                if self._closing.is_set():
+                    raise JournalClosed(f"journald unreachable at {self.socket_path} while closing: {err}") from err
+                if not self._unreachable_logged:
+                    log.warning(
+                        "journald unreachable at %s (%s); retrying, container %s waits for it",
+                        self.socket_path,
+                        err.strerror or err,
+                        self.info.id(),
+                    )
+                    self._unreachable_logged = True
+                self._closing.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def close(self) -> None:
+        self._closing.set()
+        self.progress.closed = True
+
+    def read_logs(self, config: ReadConfig) -> AsyncIterator[list[Message]]:
+        from logship.drivers.journald.reader import read_journal
+
+        return read_journal(self.info.full_id(), config, self.progress)
