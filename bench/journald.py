@@ -48,8 +48,18 @@ def main() -> None:
                 pid, jpid = daemon.process.pid, journald_pid()
                 cpu0, jcpu0 = cpu_seconds(pid), cpu_seconds(jpid)
                 started = time.perf_counter()
-                daemon.ok("run", "-d", "--log-driver", "journald", "--name", "jbench", "busybox", "sh", "-c",
-                          producer(args.lines))
+                daemon.ok(
+                    "run",
+                    "-d",
+                    "--log-driver",
+                    "journald",
+                    "--name",
+                    "jbench",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    producer(args.lines),
+                )
                 daemon.ok("wait", "jbench", timeout=3600)
                 elapsed = time.perf_counter() - started
                 cpu, jcpu = cpu_seconds(pid) - cpu0, cpu_seconds(jpid) - jcpu0
@@ -57,7 +67,8 @@ def main() -> None:
                 time.sleep(1)
                 counted = subprocess.run(
                     ["journalctl", "--no-pager", "-o", "cat", f"CONTAINER_ID_FULL={container_id}"],
-                    capture_output=True, check=True,
+                    capture_output=True,
+                    check=True,
                 ).stdout.count(b"\n")
             finally:
                 daemon.stop()

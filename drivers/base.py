@@ -50,6 +50,16 @@ class SizedLogger(Protocol):
     def buffer_size(self) -> int: ...
 
 
+class Undelivered(Exception):
+    """Raised by `close()` of a driver that buffers: lines it accepted but could not deliver in time.
+    The router counts them as failed and the daemon log reports them."""
+
+    def __init__(self, lines: int, reason: str) -> None:
+        super().__init__(f"{lines} lines not delivered: {reason}")
+        self.lines = lines
+        self.reason = reason
+
+
 class DriverFactory(Protocol):
     """What the registry needs from a driver: a module with these names satisfies it."""
 

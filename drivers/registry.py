@@ -12,6 +12,7 @@ from logship.errors import InvalidParameter
 _BUILTIN: dict[str, str] = {
     "json-file": "logship.drivers.jsonfile",
     "journald": "logship.drivers.journald",
+    "fluentd": "logship.drivers.fluentd",
     "none": "logship.drivers.none",
 }
 

@@ -35,3 +35,31 @@ def from_human_size(text: str) -> int:
 def ram_in_bytes(text: str) -> int:
     """Binary sizes (k=1024), as `units.RAMInBytes`: buffers and memory limits."""
     return _parse(text, _BINARY)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_or_none(text: str) -> float | None:
+    """Seconds in a Go duration string (`10m`, `1h30m`, `1.5s`, `-2s`, `0`), or None when it is not one."""
+    if text == "0":
+        return 0.0
+    body = text.lstrip("+")
+    sign = -1.0 if body.startswith("-") else 1.0
+    body = body.lstrip("-")
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != position:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    return sign * total if position == len(body) and position else None
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's time.ParseDuration in seconds, with its error text."""
+    value = go_duration_or_none(text)
+    if value is None:
+        raise ValueError(f'time: invalid duration "{text}"')
+    return value

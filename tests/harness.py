@@ -42,6 +42,7 @@ class Daemon:
     root: Path
     config: dict[str, Any] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for the daemon (e.g. SSL_CERT_FILE)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,7 +85,9 @@ class Daemon:
             str(self.config_file),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env())
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**self.env(), **self.extra_env}
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -12,29 +12,12 @@ import click
 
 from logship.cli.common import get_client
 from logship.client import STREAM_HEADER, path_quote
+from logship.units import go_duration_or_none
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d{2}:\d{2})?$"
 )
 _UNIX = re.compile(r"^\d+(\.\d{1,9})?$")
-
-
-def _go_duration(value: str) -> float | None:
-    """Seconds in a Go duration string (`10m`, `1h30m`, `1.5s`), or None when it is not one."""
-    text = value.lstrip("+")
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("-")
-    if not text:
-        return None
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            return None
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return sign * total if position == len(text) and position else None
 
 
 def api_timestamp(value: str, name: str, now: float | None = None) -> str:
@@ -45,7 +28,7 @@ def api_timestamp(value: str, name: str, now: float | None = None) -> str:
     """
     if not value:
         return ""
-    duration = _go_duration(value)
+    duration = go_duration_or_none(value)
     if duration is not None and value != "0":
         return str(int((now if now is not None else time.time()) - duration))
     match = _TIMESTAMP.match(value)

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from logship.drivers.base import LogDriver
+from logship.drivers.base import LogDriver, Undelivered
 from logship.drivers.options import NON_BLOCKING
 from logship.pipeline.message import Batch
 from logship.pipeline.stats import DriverStats, LogStats
@@ -34,6 +34,7 @@ log = logging.getLogger("logship.router")
 BLOCKING_QUEUE_BYTES = 4 << 20
 WARN_INTERVAL_S = 10.0
 DEFAULT_FLUSH_TIMEOUT_S = 10.0
+CLOSE_GRACE_S = 5.0
 
 
 class _Channel:
@@ -156,7 +157,10 @@ class _Channel:
             self.queued_bytes = self.stats.buffered_bytes = 0
         self.worker.cancel()
         try:
-            await asyncio.wait_for(self.driver.close(), timeout)
+            # A buffering driver flushes within its own bound; the grace only guards against one that hangs.
+            await asyncio.wait_for(self.driver.close(), timeout + CLOSE_GRACE_S)
+        except Undelivered as err:
+            self.stats.record_failed(err.lines, f"not delivered at close: {err.reason}")
         except Exception as err:
             self.stats.record_failed(0, f"close: {type(err).__name__}: {err}")
             log.error("closing log driver %s for container %s: %s", self.driver.name, self.container[:12], err)

@@ -1,0 +1,129 @@
+"""Batches of lines → Fluentd Forward protocol bytes.
+
+Each line becomes the record Docker's driver sends: `container_id` (64), `container_name` (with its "/"),
+`source`, the extra attributes, and `log` (the line without newline, raw bytes in a msgpack str, as Go's
+client sends them); pieces of long lines add `partial_message`, `partial_id`, `partial_ordinal`,
+`partial_last`. Every value is a string, as in Docker. Unlike Docker, an attribute never replaces one of
+these base fields (a label named `log` would otherwise replace every line).
+
+A batch shares one timestamp and one stream, so everything in a record but its line is the same: it is
+encoded once per batch, and the batch becomes one PackedForward message
+`[tag, <entries as one bin>, {"size": n(, "chunk": id)}]` instead of one network message per record.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+import msgpack
+from fluent.sender import EventTime
+
+from logship.pipeline.info import ContainerInfo
+from logship.pipeline.message import Batch, PartialMeta
+
+BASE_KEYS = ("container_id", "container_name", "source", "log")
+_STR8 = tuple(bytes([0xA0 | n]) for n in range(32)) + tuple(b"\xd9" + bytes([n]) for n in range(32, 256))
+
+
+def str_header(length: int) -> bytes:
+    """msgpack str header (the spec's current str8/16/32 forms, as Go's msgp writes them)."""
+    if length < 256:
+        return _STR8[length]
+    if length < 65536:
+        return b"\xda" + struct.pack(">H", length)
+    return b"\xdb" + struct.pack(">I", length)
+
+
+def _str(text: str | bytes) -> bytes:
+    data = text.encode() if isinstance(text, str) else text
+    return str_header(len(data)) + data
+
+
+def _map_header(size: int) -> bytes:
+    return bytes([0x80 | size]) if size < 16 else b"\xde" + struct.pack(">H", size)
+
+
+def event_time(timestamp_ns: int, sub_second: bool) -> bytes:
+    """Integer seconds, or an EventTime (ext 0: seconds and nanoseconds) with sub-second precision."""
+    value = EventTime.from_unix_nano(timestamp_ns) if sub_second else timestamp_ns // 1_000_000_000
+    return _pack(value)
+
+
+def _pack(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value)
+    return packed
+
+
+class RecordEncoder:
+    def __init__(self, info: ContainerInfo, attrs: Mapping[str, str], sub_second: bool) -> None:
+        self.sub_second = sub_second
+        extra = {k: v for k, v in attrs.items() if k not in BASE_KEYS}
+        fixed = _str("container_id") + _str(info.full_id()) + _str("container_name") + _str(info.container_name)
+        extra_bytes = b"".join(_str(k) + _str(v) for k, v in extra.items())
+        size = len(BASE_KEYS) + len(extra)
+        # Everything in a record before the line, per stream: map header, fixed pairs, source, extras, "log".
+        self._before_line = {
+            stream: _map_header(size) + fixed + _str("source") + _str(stream) + extra_bytes + _str("log")
+            for stream in ("stdout", "stderr")
+        }
+        self._partial_head = {
+            stream: _map_header(size + 4) + fixed + _str("source") + _str(stream) + extra_bytes
+            for stream in ("stdout", "stderr")
+        }
+
+    def entries(self, batch: Batch) -> bytes:
+        """The batch as a PackedForward entry stream: msgpack `[time, record]` arrays back to back."""
+        head = b"\x92" + event_time(batch.timestamp_ns, self.sub_second)
+        before = head + self._before_line[batch.stream]
+        lines = batch.lines
+        if not batch.partials:
+            lengths = set(map(len, lines))
+            if len(lengths) == 1:  # common with machine-written logs: one join, no per-line work
+                separator = before + str_header(lengths.pop())
+                return separator + separator.join(lines)
+            parts = []
+            for line in lines:
+                parts.append(before)
+                parts.append(str_header(len(line)))
+                parts.append(line)
+            return b"".join(parts)
+        parts = []
+        for index, line in enumerate(lines):
+            meta = batch.partials.get(index)
+            if meta is None:
+                parts.append(before)
+            else:
+                parts.append(head + self._partial_head[batch.stream] + _partial_pairs(meta) + _str("log"))
+            parts.append(str_header(len(line)))
+            parts.append(line)
+        return b"".join(parts)
+
+
+def _partial_pairs(meta: PartialMeta) -> bytes:
+    return (
+        _str("partial_message") + _str("true")
+        + _str("partial_id") + _str(meta.id)
+        + _str("partial_ordinal") + _str(str(meta.ordinal))
+        + _str("partial_last") + _str("true" if meta.last else "false")
+    )
+
+
+def forward_message(tag: bytes, entries: bytes, count: int, chunk: str | None) -> bytes:
+    """One PackedForward message. `tag` is the msgpack-encoded tag; `chunk` asks for an ack."""
+    option: dict[str, int | str] = {"size": count}
+    if chunk is not None:
+        option["chunk"] = chunk
+    return b"\x93" + tag + _bin_header(len(entries)) + entries + _pack(option)
+
+
+def _bin_header(length: int) -> bytes:
+    if length < 256:
+        return b"\xc4" + bytes([length])
+    if length < 65536:
+        return b"\xc5" + struct.pack(">H", length)
+    return b"\xc6" + struct.pack(">I", length)
+
+
+def encode_tag(tag: str) -> bytes:
+    return _pack(tag)
