@@ -13,6 +13,7 @@ _BUILTIN: dict[str, str] = {
     "json-file": "logship.drivers.jsonfile",
     "journald": "logship.drivers.journald",
     "fluentd": "logship.drivers.fluentd",
+    "awslogs": "logship.drivers.awslogs",
     "none": "logship.drivers.none",
 }
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness import Daemon
 from tests.journal import Journald, journal_problem
+from tests.localstack import LocalStack, localstack_problem
 from tests.rootfs import container_problem
 
 
@@ -55,3 +56,17 @@ def journald() -> Iterator[Journald]:
         yield journal
     finally:
         journal.stop()
+
+
+@pytest.fixture(scope="session")
+def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A CloudWatch Logs emulator: AWS_ENDPOINT_URL's, else LocalStack started (and stopped) here."""
+    problem = localstack_problem()
+    if problem:
+        pytest.skip(f"awslogs tests {problem}")
+    emulator = LocalStack(tmp_path_factory.mktemp("localstack"))
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -48,8 +48,9 @@ class _Pending:
 class FluentdDriver:
     name = "fluentd"
 
-    def __init__(self, container_id: str, config: Config, tag: str, encoder: RecordEncoder,
-                 connection: Connection | None = None) -> None:
+    def __init__(
+        self, container_id: str, config: Config, tag: str, encoder: RecordEncoder, connection: Connection | None = None
+    ) -> None:
         self.container = container_id[:12]
         self.config = config
         self._tag = encode_tag(tag)
@@ -109,8 +110,9 @@ class FluentdDriver:
                 await self._pause(backoff_s(self.config.retry_wait_s, attempt))
                 continue
             if self._failing:
-                log.info("fluentd at %s reachable again; container %s ships its buffer", self.config.address,
-                         self.container)
+                log.info(
+                    "fluentd at %s reachable again; container %s ships its buffer", self.config.address, self.container
+                )
                 self._failing = False
             attempt = 0
             self._release(taken)
@@ -154,13 +156,20 @@ class FluentdDriver:
         self._buffered -= len(pending.entries)
         self._given_up += pending.records
         self._space.set()
-        log.error("fluentd: gave up on %d records of container %s after %d attempts (fluentd-max-retries=%d): %s",
-                  pending.records, self.container, attempts, self.config.max_retries, reason)
+        log.error(
+            "fluentd: gave up on %d records of container %s after %d attempts (fluentd-max-retries=%d): %s",
+            pending.records,
+            self.container,
+            attempts,
+            self.config.max_retries,
+            reason,
+        )
 
     def _report_failure(self, err: TransportError, attempt: int) -> None:
         if not self._failing:
-            log.warning("%s; container %s keeps its records buffered and retries (attempt %d)", err,
-                        self.container, attempt)
+            log.warning(
+                "%s; container %s keeps its records buffered and retries (attempt %d)", err, self.container, attempt
+            )
             self._failing = True
 
     async def _pause(self, seconds: float) -> None:

@@ -102,10 +102,14 @@ class RecordEncoder:
 
 def _partial_pairs(meta: PartialMeta) -> bytes:
     return (
-        _str("partial_message") + _str("true")
-        + _str("partial_id") + _str(meta.id)
-        + _str("partial_ordinal") + _str(str(meta.ordinal))
-        + _str("partial_last") + _str("true" if meta.last else "false")
+        _str("partial_message")
+        + _str("true")
+        + _str("partial_id")
+        + _str(meta.id)
+        + _str("partial_ordinal")
+        + _str(str(meta.ordinal))
+        + _str("partial_last")
+        + _str("true" if meta.last else "false")
     )
 
 

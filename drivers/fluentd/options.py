@@ -17,20 +17,23 @@ DEFAULT_PORT = 24224
 DEFAULT_BUFFER_LIMIT = 8 << 20  # bytes (Docker counts messages: 1,048,576 of them, moby#40073)
 DEFAULT_RETRY_WAIT_S = 1.0
 DEFAULT_MAX_RETRIES = 2**31 - 1
-ACCEPTED = frozenset(
-    {
-        "fluentd-address",
-        "fluentd-async",
-        "fluentd-async-reconnect-interval",
-        "fluentd-buffer-limit",
-        "fluentd-retry-wait",
-        "fluentd-max-retries",
-        "fluentd-sub-second-precision",
-        "fluentd-request-ack",
-        "fluentd-write-timeout",
-        "fluentd-read-timeout",
-    }
-) | ATTRIBUTE_OPTIONS
+ACCEPTED = (
+    frozenset(
+        {
+            "fluentd-address",
+            "fluentd-async",
+            "fluentd-async-reconnect-interval",
+            "fluentd-buffer-limit",
+            "fluentd-retry-wait",
+            "fluentd-max-retries",
+            "fluentd-sub-second-precision",
+            "fluentd-request-ack",
+            "fluentd-write-timeout",
+            "fluentd-read-timeout",
+        }
+    )
+    | ATTRIBUTE_OPTIONS
+)
 
 
 @dataclass(frozen=True)

@@ -78,5 +78,5 @@ async def connect(address: Address, timeout_s: float = CONNECT_TIMEOUT_S) -> Con
 
 
 def _reason(err: OSError) -> str:
-    """"Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 1)"."""
+    """ "Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 1)"."""
     return os.strerror(err.errno) if err.errno else str(err)

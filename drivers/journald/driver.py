@@ -17,6 +17,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from logship.drivers.journald import fields
@@ -27,6 +28,9 @@ from logship.pipeline.readconfig import ReadConfig
 
 log = logging.getLogger("logship.drivers.journald")
 
+# Sends block while journald's socket queue is full: they get threads of their own, so a busy journald never
+# takes the threads json-file writes use.
+EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="journald")
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
@@ -59,7 +63,7 @@ class JournaldDriver:
         self._unreachable_logged = False
 
     async def log(self, batch: Batch) -> None:
-        await asyncio.to_thread(self._send_batch, batch)
+        await asyncio.get_running_loop().run_in_executor(EXECUTOR, self._send_batch, batch)
 
     def _send_batch(self, batch: Batch) -> None:
         static = self._static
