@@ -112,8 +112,10 @@ def main() -> None:
             emulator.stop()
     rate = count / elapsed
     print(f"lines                              {args.lines:,} x 78 bytes into LocalStack")
-    print(f"emulator ceiling (boto3 loop)      {ceiling_rate / 1e3:8.1f}k events/s   "
-          f"({ceiling_cpu:.2f} CPU-s per 1M in boto3)")
+    print(
+        f"emulator ceiling (boto3 loop)      {ceiling_rate / 1e3:8.1f}k events/s   "
+        f"({ceiling_cpu:.2f} CPU-s per 1M in boto3)"
+    )
     print(f"logship awslogs driver             {rate / 1e3:8.1f}k events/s   ({elapsed:.2f} s, run -d to flushed)")
     print(f"ratio to the ceiling               {rate / ceiling_rate * 100:8.0f} %   (target >= 80%)")
     print(f"daemon CPU per 1M events           {cpu / args.lines * 1e6:8.2f} CPU-s   (target <= 2; dockerd: 5.6)")
