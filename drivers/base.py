@@ -14,7 +14,9 @@ a `LogReader` can serve `logs`, a `SizedLogger` asks the copier for a larger lin
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from logship.pipeline.info import ContainerInfo
@@ -50,9 +52,31 @@ class SizedLogger(Protocol):
     def buffer_size(self) -> int: ...
 
 
+@dataclass
+class DeliveryCounters:
+    """What a driver that buffers and retries on its own knows about delivery, for `LogStats`."""
+
+    buffered_bytes: int = 0  # held by the driver, not yet delivered
+    lines_retried: int = 0  # lines sent again after a failure
+    lines_failed: int = 0  # lines given up on before close (permanent errors, rejected by the backend)
+    last_error: str = ""
+    last_error_ns: int = 0
+
+    def error(self, message: str) -> None:
+        self.last_error = message
+        self.last_error_ns = time.time_ns()
+
+
+@runtime_checkable
+class ReportsDelivery(Protocol):
+    """A driver with its own buffer and retries reports them; the router adds them to the stats."""
+
+    def delivery_counters(self) -> DeliveryCounters: ...
+
+
 class Undelivered(Exception):
-    """Raised by `close()` of a driver that buffers: lines it accepted but could not deliver in time.
-    The router counts them as failed and the daemon log reports them."""
+    """Raised by `close()` of a driver that buffers: lines still buffered that it could not deliver in
+    time (not those already counted in its DeliveryCounters). The router counts them as failed."""
 
     def __init__(self, lines: int, reason: str) -> None:
         super().__init__(f"{lines} lines not delivered: {reason}")
@@ -61,7 +85,12 @@ class Undelivered(Exception):
 
 
 class DriverFactory(Protocol):
-    """What the registry needs from a driver: a module with these names satisfies it."""
+    """What the registry needs from a driver: a module with these names satisfies it.
+
+    A factory whose drivers can read back may also say `can_read = True`: `logs` of a stopped container
+    then opens the driver again to read (json-file, journald, local); otherwise it reads the container's
+    dual-logging cache.
+    """
 
     name: str
 

@@ -3,11 +3,17 @@ the mode, then max-buffer-size, then the driver's own options."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Mapping
 
 from logship.drivers import registry
-from logship.errors import InvalidParameter
+from logship.errors import InvalidParameter, LogshipError
+from logship.pipeline.info import ContainerInfo
+from logship.pipeline.tagtemplate import render_tag
 from logship.units import SizeError, ram_in_bytes
+
+log = logging.getLogger("logship.drivers")
 
 BLOCKING = "blocking"
 NON_BLOCKING = "non-blocking"
@@ -62,8 +68,18 @@ def validate(driver: str, opts: Mapping[str, str]) -> None:
             parse_bool(opts["cache-disabled"])
         except ValueError:
             raise InvalidParameter(f"invalid value for option cache-disabled: {opts['cache-disabled']}") from None
+    from logship.drivers import cache
+
+    cache.validate(opts)
     factory = registry.get(driver)
-    factory.validate_options({k: v for k, v in opts.items() if k not in COMMON_OPTIONS})
+    try:
+        factory.validate_options({k: v for k, v in opts.items() if k not in COMMON_OPTIONS})
+    except LogshipError:
+        raise
+    except Exception as err:  # a third-party driver's bug must not become a 500 or take the daemon down
+        log.exception("log driver %s failed to check its options", driver)
+        problem = f"{type(err).__name__}: {err}"
+        raise InvalidParameter(f"log driver {driver} failed to check its options: {problem}") from None
 
 
 def reject_unknown(driver: str, opts: Mapping[str, str], accepted: Iterable[str]) -> None:
@@ -81,3 +97,40 @@ def parse_bool(value: str) -> bool:
     if value in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     raise ValueError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
+
+
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def go_atoi(text: str) -> int:
+    """Go's strconv.Atoi; ValueError with its texts."""
+    if not _GO_INT.fullmatch(text):
+        raise ValueError(f'strconv.Atoi: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f'strconv.Atoi: parsing "{text}": value out of range')
+    return value
+
+
+def check_attribute_patterns(opts: Mapping[str, str]) -> None:
+    """labels-regex and env-regex must compile (Docker fails `New` with the regexp's error)."""
+    for option in ("labels-regex", "env-regex"):
+        pattern = opts.get(option)
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise InvalidParameter(f"invalid {option} '{pattern}': {err}") from None
+
+
+def attributes_of(info: ContainerInfo) -> dict[str, str]:
+    """The extra attributes file drivers store in every record: labels/env selections, and `tag` only if
+    set (json-file and local have no default tag)."""
+    check_attribute_patterns(info.config)
+    attrs = info.extra_attributes()
+    template = info.config.get("tag", "")
+    if template:
+        tag = render_tag(template, info)
+        if tag:
+            attrs["tag"] = tag
+    return attrs

@@ -119,3 +119,28 @@ class LocalStack:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+
+def read_back(localstack: LocalStack, group: str, stream: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    client = localstack.client()
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        events = []
+        token = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+                if token:
+                    kwargs["nextToken"] = token
+                page = client.get_log_events(**kwargs)
+                events += page["events"]
+                if not page["events"] or page.get("nextForwardToken") == token:
+                    break
+                token = page["nextForwardToken"]
+        except client.exceptions.ResourceNotFoundException:
+            pass
+        if len(events) >= count:
+            return events
+        time.sleep(0.3)
+    return events

@@ -259,9 +259,10 @@ def test_a_restarted_daemon_reattaches_and_gets_the_output_and_exit_code(
     rootfs: Path, tmp_path: Path, tty: bool
 ) -> None:
     # The container writes while no daemon exists, then waits until a daemon writes to its stdin again.
+    # (It must not wait for stdin's EOF to learn the daemon died: a reattached daemon may already hold
+    # the FIFO's write end again by then, and the EOF would never come.)
     script = (
-        "echo before; read first; echo while-daemon-away; "
-        "until read again; do sleep 0.05; done; echo got-$again; exit 5"
+        "echo before; sleep 0.5; echo while-daemon-away; until read again; do sleep 0.05; done; echo got-$again; exit 5"
     )
 
     async def scenario() -> tuple[bytes, spawn.ExitStatus]:
@@ -269,11 +270,10 @@ def test_a_restarted_daemon_reattaches_and_gets_the_output_and_exit_code(
             spec = containers.spec(["sh", "-c", script], open_stdin=True, tty=tty)
             containers.adopt(spec.state_dir)
             _start_in_a_daemon_that_then_dies(spec)
+            await asyncio.sleep(1)  # no daemon while the container writes its second line
             process = spawn.reattach(spec.state_dir)
             assert process is not None
             assert process.stdin_fd is not None
-            if tty:
-                os.write(process.stdin_fd, b"one\n")  # the pty stays open, so send the first line now
             output = await read_line(process.stdout_fd)
             while b"while-daemon-away" not in output:
                 output += await read_line(process.stdout_fd)

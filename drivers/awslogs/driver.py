@@ -29,7 +29,7 @@ from logship.drivers.awslogs.events import (
 )
 from logship.drivers.awslogs.options import Config
 from logship.drivers.awslogs.retry import SUCCESS_CODES, backoff_s, error_code, is_temporary
-from logship.drivers.base import Undelivered
+from logship.drivers.base import DeliveryCounters, Undelivered
 from logship.pipeline.message import Batch
 
 log = logging.getLogger("logship.drivers.awslogs")
@@ -54,11 +54,15 @@ class AWSLogsDriver:
         self._wake = asyncio.Event()
         self._closing = False
         self._created = asyncio.Event()
-        self._failed = 0  # events given up on (permanent errors) or rejected by CloudWatch
+        self.counters = DeliveryCounters()  # given up on or rejected by CloudWatch: counters.lines_failed
         self._last_publish = time.monotonic()
         loop = asyncio.get_running_loop()
         self._creator = loop.create_task(self._create(), name=f"awslogs-create-{self.container}")
         self._publisher = loop.create_task(self._publish_loop(), name=f"awslogs-{self.container}")
+
+    def delivery_counters(self) -> DeliveryCounters:
+        self.counters.buffered_bytes = self._queue.bytes
+        return self.counters
 
     def buffer_size(self) -> int:
         """A SizedLogger: CloudWatch takes events up to 262,118 bytes, so the copier cuts lines there, not at 16 KiB."""
@@ -184,7 +188,9 @@ class AWSLogsDriver:
                 if error_code(err) == "ResourceNotFoundException" and await self._recreate():
                     continue  # the stream (or group) vanished, e.g. an emulator restarted: made again, resend
                 if error_code(err) not in SUCCESS_CODES:
+                    self.counters.error(f"{error_code(err)}: {err}")
                     if is_temporary(err):
+                        self.counters.lines_retried += count
                         attempt += 1
                         if attempt == 1:
                             log.warning(
@@ -197,7 +203,7 @@ class AWSLogsDriver:
                             )
                         await self._sleep(backoff_s(attempt))
                         continue
-                    self._failed += count
+                    self.counters.lines_failed += count
                     log.error(
                         "awslogs: gave up on %d events of container %s for %s/%s: %s",
                         count,
@@ -243,7 +249,8 @@ class AWSLogsDriver:
         old_end = max(int(info.get("tooOldLogEventEndIndex", -1)), int(info.get("expiredLogEventEndIndex", -1)))
         rejected += old_end + 1 if old_end >= 0 else 0
         if rejected:
-            self._failed += rejected
+            self.counters.lines_failed += rejected
+            self.counters.error(f"CloudWatch rejected {rejected} events as too old or too new")
             log.error(
                 "awslogs: CloudWatch rejected %d of %d events of container %s as too old or too new: %s",
                 rejected,
@@ -272,13 +279,11 @@ class AWSLogsDriver:
         out: list[Segment] = []
         self._builder.flush(out)
         self._queue.extend(out)
-        unsent = self._queue.events + self._failed
+        unsent = self._queue.events
         if unsent:
             reason = (
                 f"CloudWatch group {self.group!r} stream {self.stream!r} did not take them within "
                 f"{timeout_s:g}s of the container's end"
-                if self._queue or out
-                else "given up on or rejected by CloudWatch (see the errors logged before)"
             )
             log.error("awslogs: %d events of container %s were not delivered: %s", unsent, self.container, reason)
             self._queue.clear()

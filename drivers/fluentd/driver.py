@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from logship.drivers.base import Undelivered
+from logship.drivers.base import DeliveryCounters, Undelivered
 from logship.drivers.fluentd.encode import RecordEncoder, encode_tag, forward_message
 from logship.drivers.fluentd.options import Config
 from logship.drivers.fluentd.retry import backoff_s
@@ -64,13 +64,14 @@ class FluentdDriver:
         self._work = asyncio.Event()
         self._closing = False
         self._close_requested = asyncio.Event()  # wakes a backoff pause at close
-        self._given_up = 0  # records dropped after fluentd-max-retries failed attempts
+        self.counters = DeliveryCounters()  # given-up records (fluentd-max-retries) are counters.lines_failed
         self._failing = False
+        self._resending = False
         self._sender = asyncio.get_running_loop().create_task(self._run(), name=f"fluentd-{self.container}")
 
-    @property
-    def buffered_bytes(self) -> int:
-        return self._buffered
+    def delivery_counters(self) -> DeliveryCounters:
+        self.counters.buffered_bytes = self._buffered
+        return self.counters
 
     async def log(self, batch: Batch) -> None:
         entries = self._encoder.entries(batch)
@@ -95,6 +96,9 @@ class FluentdDriver:
             try:
                 connection = await self._ensure_connection()
                 taken, records, entries = self._next_message()
+                if self._resending:  # what this message holds failed before: it goes out again
+                    self.counters.lines_retried += records
+                    self._resending = False
                 chunk = base64.b64encode(os.urandom(16)).decode() if self.config.request_ack else None
                 await connection.send(forward_message(self._tag, entries, records, chunk), self.config.write_timeout_s)
                 if chunk is not None:
@@ -102,6 +106,8 @@ class FluentdDriver:
             except TransportError as err:
                 attempt += 1
                 await self._drop_connection()
+                self.counters.error(str(err))
+                self._resending = True
                 self._report_failure(err, attempt)
                 if attempt > self.config.max_retries:
                     self._give_up(str(err), attempt)
@@ -154,7 +160,8 @@ class FluentdDriver:
     def _give_up(self, reason: str, attempts: int) -> None:
         pending = self._queue.popleft()
         self._buffered -= len(pending.entries)
-        self._given_up += pending.records
+        self.counters.lines_failed += pending.records
+        self._resending = False
         self._space.set()
         log.error(
             "fluentd: gave up on %d records of container %s after %d attempts (fluentd-max-retries=%d): %s",
@@ -198,11 +205,9 @@ class FluentdDriver:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
         await self._drop_connection()
-        unsent = sum(p.records for p in self._queue) + self._given_up
+        unsent = sum(p.records for p in self._queue)
         if unsent:
             reason = f"fluentd at {self.config.address} did not take them within {timeout_s:g}s of the container's end"
-            if not self._queue:
-                reason = f"gave up after fluentd-max-retries={self.config.max_retries} failed attempts"
             log.error("fluentd: %d records of container %s were not delivered: %s", unsent, self.container, reason)
             self._queue.clear()
             self._buffered = 0

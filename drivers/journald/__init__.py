@@ -7,12 +7,13 @@ import socket
 from collections.abc import Mapping
 
 from logship.drivers.journald.driver import JournaldDriver
-from logship.drivers.options import ATTRIBUTE_OPTIONS, reject_unknown
+from logship.drivers.options import ATTRIBUTE_OPTIONS, check_attribute_patterns, reject_unknown
 from logship.errors import InvalidParameter
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.tagtemplate import DEFAULT_TEMPLATE, render_tag
 
 name = "journald"
+can_read = True  # `logs` of a stopped container opens this driver again just to read
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 
@@ -48,14 +49,6 @@ async def new(info: ContainerInfo) -> JournaldDriver:
     problem = journal_problem()
     if problem:
         raise InvalidParameter(problem)
-    for option in ("labels-regex", "env-regex"):
-        pattern = info.config.get(option)
-        if pattern:
-            import re
-
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise InvalidParameter(f"invalid {option} '{pattern}': {err}") from None
+    check_attribute_patterns(info.config)
     tag = render_tag(info.config.get("tag") or DEFAULT_TEMPLATE, info)
     return JournaldDriver(info, tag, JOURNAL_SOCKET)

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from logship.drivers.base import DeliveryCounters
 from logship.drivers.journald import fields
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.pipeline.info import ContainerInfo
@@ -61,6 +62,10 @@ class JournaldDriver:
         self._static = fields.container_fields(info, tag, self.progress.epoch)
         self._closing = threading.Event()
         self._unreachable_logged = False
+        self.counters = DeliveryCounters()
+
+    def delivery_counters(self) -> DeliveryCounters:
+        return self.counters
 
     async def log(self, batch: Batch) -> None:
         await asyncio.get_running_loop().run_in_executor(EXECUTOR, self._send_batch, batch)
@@ -94,6 +99,8 @@ class JournaldDriver:
                     self._unreachable_logged = False
                 return
             except OSError as err:
+                self.counters.lines_retried += 1
+                self.counters.error(f"journald unreachable at {self.socket_path}: {err.strerror or err}")
                 if self._closing.is_set():
                     raise JournalClosed(f"journald unreachable at {self.socket_path} while closing: {err}") from err
                 if not self._unreachable_logged:

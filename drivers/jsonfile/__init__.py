@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from logship.drivers.jsonfile.driver import JSONFileDriver
-from logship.drivers.jsonfile.options import attributes_of, rotation_of
+from logship.drivers.jsonfile.options import rotation_of
 from logship.drivers.jsonfile.options import validate_options as validate_options
+from logship.drivers.options import attributes_of
 from logship.errors import InvalidParameter, SystemError_
 from logship.pipeline.info import ContainerInfo
 
 name = "json-file"
+can_read = True  # `logs` of a stopped container opens this driver again just to read
 
 __all__ = ["JSONFileDriver", "name", "new", "validate_options"]
 

@@ -6,21 +6,15 @@ start, with the texts of `jsonfilelog.New`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from logship.drivers.options import ATTRIBUTE_OPTIONS, parse_bool, reject_unknown
+from logship.drivers.options import ATTRIBUTE_OPTIONS, go_atoi, parse_bool, reject_unknown
 from logship.drivers.util.logfile import Rotation
 from logship.errors import InvalidParameter
-from logship.pipeline.info import ContainerInfo
-from logship.pipeline.tagtemplate import render_tag
 from logship.units import SizeError, from_human_size
 
 DRIVER = "json-file"
 ACCEPTED = frozenset({"max-file", "max-size", "compress"}) | ATTRIBUTE_OPTIONS
-
-_GO_INT = re.compile(r"[+-]?[0-9]+")
-_INT64_MAX = 2**63 - 1
 
 
 def validate_options(opts: Mapping[str, str]) -> None:
@@ -39,7 +33,10 @@ def rotation_of(opts: Mapping[str, str]) -> Rotation:
             raise InvalidParameter("max-size must be a positive number")
     max_files = 1
     if "max-file" in opts:
-        max_files = _atoi(opts["max-file"])
+        try:
+            max_files = go_atoi(opts["max-file"])
+        except ValueError as err:
+            raise InvalidParameter(str(err)) from None
         if max_files < 1:
             raise InvalidParameter("max-file cannot be less than 1")
     compress = False
@@ -51,31 +48,3 @@ def rotation_of(opts: Mapping[str, str]) -> Rotation:
         if compress and (max_files < 2 or max_size == -1):
             raise InvalidParameter("compress cannot be true when max-file is less than 2 or max-size is not set")
     return Rotation(max_size=max_size, max_files=max_files, compress=compress)
-
-
-def attributes_of(info: ContainerInfo) -> dict[str, str]:
-    """The extra attributes stored in every record: labels/env selections, and `tag` only if set."""
-    for option in ("labels-regex", "env-regex"):
-        pattern = info.config.get(option)
-        if pattern:
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise InvalidParameter(f"invalid {option} '{pattern}': {err}") from None
-    attrs = info.extra_attributes()
-    template = info.config.get("tag", "")
-    if template:  # json-file has no default tag
-        tag = render_tag(template, info)
-        if tag:
-            attrs["tag"] = tag
-    return attrs
-
-
-def _atoi(text: str) -> int:
-    """Go's strconv.Atoi, with its error texts."""
-    if not _GO_INT.fullmatch(text):
-        raise InvalidParameter(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    value = int(text)
-    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-        raise InvalidParameter(f'strconv.Atoi: parsing "{text}": value out of range')
-    return value

@@ -1,7 +1,7 @@
 """A container's log file that rotates and compresses the way Docker's `loggerutils.LogFile` does.
 
 The format of the records is not known here: callers hand over blobs of whole records plus a function
-that finds record boundaries, so json-file and (later) local share the rotation rules:
+that finds record boundaries, so json-file and local share the rotation rules:
 
 - Before each record, if the file has reached `max_size`, rotate (so a file exceeds max-size by at
   most one record). A blob is written with as few `write()` calls as those rotations allow.

@@ -1,11 +1,13 @@
 """Reading a rotated log back for `logs`: history with tail/since/until, then follow.
 
-The record format is the codec's business (json-file lines, later local's framed records); this module
+The record format is the codec's business (json-file lines, local's framed records); this module
 knows the files. As Docker does (`loggerutils/logfile.go`):
 
 - History: rotated files oldest first (`.N-1` ... `.1`, plain or `.gz`), then the current file up to the
-  writer's position at the time of the call. With `tail=N` the last N records are found by reading
-  backwards from the end, newest file first, never scanning whole files. A `.gz` whose `lastTime` is
+  writer's position at the time of the call. With `tail=N` the last N messages are found by reading
+  backwards from the end, newest file first, never scanning whole files. A record may hold several
+  messages (local's records hold a batch): the codec then points at the record holding the Nth-last
+  message and the reader drops the older messages of that record. A `.gz` whose `lastTime` is
   before `since` is skipped without being decompressed.
 - since/until: records before `since` are skipped only until the first one at or after it (timestamps
   need not be monotonic); reading stops at the first record after `until`.
@@ -56,8 +58,9 @@ class RecordCodec(Protocol):
         ...
 
     def tail_start(self, read_at: ReadAt, end: int, count: int) -> tuple[int, int]:
-        """Where the last `count` records before `end` start, and how many records that is (fewer if
-        the file holds fewer)."""
+        """Where the records holding the last `count` messages before `end` start, and how many messages
+        those records hold: fewer if the file holds fewer, more when the first of them holds messages
+        older than the last `count` (the reader drops those)."""
         ...
 
 
@@ -196,8 +199,8 @@ async def _history(
     segments: list[_Segment], codec: RecordCodec, tail: int, window: _TimeWindow, logger: logging.Logger
 ) -> AsyncIterator[list[Message]]:
     wanted = await asyncio.to_thread(_select_history, segments, codec, tail, window.since_ns, logger)
-    for segment, start in wanted:
-        async for messages in _read_span(segment, codec, start, segment.end(), window, logger):
+    for segment, start, drop in wanted:
+        async for messages in _read_span(segment, codec, start, segment.end(), window, logger, drop):
             yield messages
         if window.finished:
             return
@@ -205,8 +208,9 @@ async def _history(
 
 def _select_history(
     segments: list[_Segment], codec: RecordCodec, tail: int, since_ns: int, logger: logging.Logger
-) -> list[tuple[_Segment, int]]:
-    """The segments to read and where to start in each, oldest first."""
+) -> list[tuple[_Segment, int, int]]:
+    """The segments to read, oldest first: where to start in each and how many messages to drop there
+    (only the oldest one picked for a tail can start with messages beyond the tail)."""
     usable: list[_Segment] = []
     for segment in segments:
         if segment.compressed and since_ns:
@@ -215,8 +219,8 @@ def _select_history(
                 continue  # ends before `since`: not worth decompressing
         usable.append(segment)
     if tail < 0:
-        return [(segment, 0) for segment in usable if _prepared(segment, logger)]
-    picked: list[tuple[_Segment, int]] = []
+        return [(segment, 0, 0) for segment in usable if _prepared(segment, logger)]
+    picked: list[tuple[_Segment, int, int]] = []
     remaining = tail
     for segment in reversed(usable):
         if remaining <= 0:
@@ -224,7 +228,7 @@ def _select_history(
         if not _prepared(segment, logger):
             continue
         start, found = codec.tail_start(segment.read_at, segment.end(), remaining)
-        picked.append((segment, start))
+        picked.append((segment, start, max(0, found - remaining)))
         remaining -= found
     picked.reverse()
     return picked
@@ -240,14 +244,24 @@ def _prepared(segment: _Segment, logger: logging.Logger) -> bool:
 
 
 async def _read_span(
-    segment: _Segment, codec: RecordCodec, start: int, end: int, window: _TimeWindow, logger: logging.Logger
+    segment: _Segment,
+    codec: RecordCodec,
+    start: int,
+    end: int,
+    window: _TimeWindow,
+    logger: logging.Logger,
+    drop: int = 0,
 ) -> AsyncIterator[list[Message]]:
-    """The records of segment[start:end] that pass the window; stops early once `window.finished`."""
+    """The messages of segment[start:end], but the first `drop`, that pass the window; stops early once
+    `window.finished`."""
     offset = start
     while offset < end:
         messages, bad, offset = await asyncio.to_thread(_read_chunk, segment, codec, offset, end)
         if bad:
             logger.warning("Error decoding log file %s: skipped %d undecodable record(s)", segment.path, bad)
+        if drop:
+            dropped = min(drop, len(messages))
+            messages, drop = messages[dropped:], drop - dropped
         messages = window.apply(messages)
         if messages:
             yield messages

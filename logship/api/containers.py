@@ -82,7 +82,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(_container(request).record.to_inspect())
+    container = _container(request)
+    if container.router is not None:
+        container.router.refresh_stats()
+    return json_response(container.record.to_inspect())
 
 
 _FILTER_KEYS = {"id", "name", "status", "label", "ancestor", "exited"}

@@ -118,6 +118,9 @@ async def info(request: web.Request) -> web.Response:
             "LogOpts": settings.log_opts,
             "ConfigFile": str(settings.config_file) if settings.config_file else "",
             "Hosts": settings.hosts,
+            "LogDrivers": [
+                {"Name": source.name, "Origin": source.origin, "Error": source.error} for source in registry.sources()
+            ],
         }
     )
 

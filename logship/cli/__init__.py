@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from logship.cli import containers, images, logs, system
+from logship.cli import containers, images, logs, stats, system
 from logship.cli.common import CliState
 from logship.client import APIError, DaemonUnreachable
 
@@ -28,7 +28,7 @@ def cli(ctx: click.Context, host: str | None) -> None:
     ctx.obj = CliState(host)
 
 
-for module in (containers, logs, images, system):
+for module in (containers, logs, images, stats, system):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,8 +1,12 @@
-"""`logship logs`: a container's log, stdout to stdout and stderr to stderr, as `docker logs` prints it."""
+"""`logship logs`: a container's log, stdout to stdout and stderr to stderr, as `docker logs` prints it.
+
+Several containers at once are shown as `docker compose logs` shows a project: see `multilogs`.
+"""
 
 from __future__ import annotations
 
 import calendar
+import os
 import re
 import sys
 import time
@@ -102,9 +106,21 @@ def copy_raw(response: IO[bytes], stdout: IO[bytes]) -> None:
 @click.option("--until", default="", help="Show logs before a timestamp or relative time.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
 @click.option("--details", is_flag=True, help="Show extra details provided to logs.")
-@click.argument("container")
-def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, details: bool, container: str) -> None:
-    """Fetch the logs of a container."""
+@click.option("--no-color", is_flag=True, help="Several containers: produce monochrome output.")
+@click.option("--no-log-prefix", is_flag=True, help="Several containers: don't print the container name first.")
+@click.argument("containers", metavar="CONTAINER...", nargs=-1, required=True)
+def logs(
+    follow: bool,
+    tail: str,
+    since: str,
+    until: str,
+    timestamps: bool,
+    details: bool,
+    no_color: bool,
+    no_log_prefix: bool,
+    containers: tuple[str, ...],
+) -> None:
+    """Fetch the logs of a container, or of several merged by time, each line prefixed with its name."""
     query = {
         "stdout": "1",
         "stderr": "1",
@@ -116,7 +132,19 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
         "details": "1" if details else None,
     }
     client = get_client()
-    info = client.json("GET", f"/containers/{path_quote(container)}/json")
+    # Every name is checked before anything is printed: a typo fails the whole command at once.
+    inspected = [client.json("GET", f"/containers/{path_quote(container)}/json") for container in containers]
+    distinct = list({info["Id"]: info for info in inspected}.values())
+    if len(distinct) > 1:
+        from logship.cli import multilogs  # only here: one container's logs start as fast as before
+
+        display = multilogs.Display(
+            timestamps=timestamps,
+            prefix=not no_log_prefix,
+            colour=not no_color and not os.environ.get("NO_COLOR"),
+        )
+        sys.exit(multilogs.show_logs(client, distinct, query, display))
+    info = distinct[0]
     response = client.request("GET", f"/containers/{info['Id']}/logs", query)
     if info["Config"].get("Tty"):
         copy_raw(response, sys.stdout.buffer)

@@ -34,6 +34,11 @@ def info() -> None:
         " Plugins:",
         f"  Log: {' '.join(data['Plugins']['Log'])}",
         f"  Network: {' '.join(data['Plugins']['Network'])}",
+        " Log Drivers:",
+        *(
+            f"  {d['Name']}: {d['Origin']}" + (f" (unusable: {d['Error']})" if d["Error"] else "")
+            for d in data.get("LogDrivers", [])
+        ),
         f" Kernel Version: {data['KernelVersion']}",
         f" Operating System: {data['OperatingSystem']}",
         f" Architecture: {data['Architecture']}",

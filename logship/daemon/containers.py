@@ -14,7 +14,7 @@ import logging
 import shutil
 import signal
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from logship.daemon import create
 from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
 from logship.daemon.names import random_name
-from logship.drivers import options, registry
+from logship.drivers import cache, options, registry
 from logship.drivers.base import LogDriver, LogReader, SizedLogger
 from logship.errors import (
     Conflict,
@@ -209,15 +209,37 @@ class ContainerManager:
         )
 
     async def _open_drivers(self, container: Container) -> list[LogDriver]:
+        """The container's driver, plus the dual-logging cache when that driver cannot read back."""
         record = container.record
-        factory = registry.get(record.log_type)
+        info = self.container_info(container)
+        drivers = [await self._opening(record, "logging driver", registry.get(record.log_type).new(info))]
+        if not isinstance(drivers[0], LogReader) and cache.enabled(record.log_type, record.log_opts):
+            try:
+                drivers.append(await self._opening(record, "the dual-logging cache", cache.open_cache(info)))
+            except LogshipError:
+                await _close_all(drivers)
+                raise
+        return drivers
+
+    async def _opening(self, record: ContainerRecord, what: str, opening: Awaitable[LogDriver]) -> LogDriver:
         try:
-            return [await factory.new(self.container_info(container))]
+            return await opening
         except LogshipError as err:
-            raise InvalidParameter(f"failed to initialize logging driver: {err}") from None
+            raise InvalidParameter(f"failed to initialize {what}: {err}") from None
         except Exception as err:
-            log.exception("log driver %s failed to start for container %s", record.log_type, record.short_id)
-            raise LogshipError(f"failed to initialize logging driver: {type(err).__name__}: {err}") from None
+            log.exception("%s failed to start for container %s", what, record.short_id)
+            raise LogshipError(f"failed to initialize {what}: {type(err).__name__}: {err}") from None
+
+    async def _open_reader(self, container: Container) -> LogDriver:
+        """A fresh driver instance to read a stopped container's logs: its own driver if that can read,
+        else its cache; never a remote driver (that would connect to fluentd or AWS just to read)."""
+        record = container.record
+        info = self.container_info(container)
+        if getattr(registry.get(record.log_type), "can_read", False):
+            return await self._opening(record, "logging driver", registry.get(record.log_type).new(info))
+        if cache.enabled(record.log_type, record.log_opts):
+            return await self._opening(record, "the dual-logging cache", cache.open_cache(info))
+        raise NotImplementedByDriver("configured logging driver does not support reading")
 
     async def start(self, container: Container) -> None:
         async with container.lock:
@@ -485,7 +507,7 @@ class ContainerManager:
             reader = next((d for d in live.drivers if isinstance(d, LogReader)), None)
         if reader is None:
             config = ReadConfig(config.since_ns, config.until_ns, config.tail, follow=False)
-            opened = (await self._open_drivers(container))[0]
+            opened = await self._open_reader(container)
             if not isinstance(opened, LogReader):
                 await opened.close()
                 raise NotImplementedByDriver("configured logging driver does not support reading")

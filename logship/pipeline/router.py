@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from logship.drivers.base import LogDriver, Undelivered
+from logship.drivers.base import LogDriver, ReportsDelivery, Undelivered
 from logship.drivers.options import NON_BLOCKING
 from logship.pipeline.message import Batch
 from logship.pipeline.stats import DriverStats, LogStats
@@ -144,6 +144,17 @@ class _Channel:
                 self.stats.last_error,
             )
 
+    def refresh_stats(self) -> None:
+        if not isinstance(self.driver, ReportsDelivery):
+            return
+        counters = self.driver.delivery_counters()
+        stats = self.stats
+        stats.driver_buffered_bytes = counters.buffered_bytes
+        stats.lines_retried = counters.lines_retried
+        stats.driver_failed = counters.lines_failed
+        if counters.last_error_ns > stats.last_error_ns:
+            stats.last_error, stats.last_error_ns = counters.last_error, counters.last_error_ns
+
     async def close(self, timeout: float) -> None:
         self._closing = True
         self._work.set()
@@ -164,6 +175,7 @@ class _Channel:
         except Exception as err:
             self.stats.record_failed(0, f"close: {type(err).__name__}: {err}")
             log.error("closing log driver %s for container %s: %s", self.driver.name, self.container[:12], err)
+        self.refresh_stats()
         self._report()
 
 
@@ -191,6 +203,11 @@ class Router:
     @property
     def drivers(self) -> list[LogDriver]:
         return [c.driver for c in self._channels]
+
+    def refresh_stats(self) -> None:
+        """Fold what buffering drivers report about their own delivery into the stats."""
+        for channel in self._channels:
+            channel.refresh_stats()
 
     async def deliver(self, batch: Batch) -> None:
         self.stats.lines_read += len(batch.lines)

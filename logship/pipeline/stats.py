@@ -19,8 +19,11 @@ class DriverStats:
     bytes_written: int = 0
     lines_dropped: int = 0
     lines_failed: int = 0
-    buffered_bytes: int = 0
+    buffered_bytes: int = 0  # in the router's queue for this driver
     buffer_limit: int = 0
+    lines_retried: int = 0  # reported by the driver (DeliveryCounters)
+    driver_buffered_bytes: int = 0  # held inside the driver itself
+    driver_failed: int = 0  # given up on by the driver before close
     last_write_ns: int = 0
     last_error: str = ""
     last_error_ns: int = 0
@@ -42,8 +45,9 @@ class DriverStats:
             "LinesWritten": self.lines_written,
             "BytesWritten": self.bytes_written,
             "LinesDropped": self.lines_dropped,
-            "LinesFailed": self.lines_failed,
-            "BufferedBytes": self.buffered_bytes,
+            "LinesRetried": self.lines_retried,
+            "LinesFailed": self.lines_failed + self.driver_failed,
+            "BufferedBytes": self.buffered_bytes + self.driver_buffered_bytes,
             "BufferLimit": self.buffer_limit,
             "LastWrite": _iso(self.last_write_ns),
             "LastError": self.last_error,
@@ -84,6 +88,7 @@ class LogStats:
                     bytes_written=d.get("BytesWritten", 0),
                     lines_dropped=d.get("LinesDropped", 0),
                     lines_failed=d.get("LinesFailed", 0),
+                    lines_retried=d.get("LinesRetried", 0),
                     buffer_limit=d.get("BufferLimit", 0),
                     last_error=d.get("LastError", ""),
                 )

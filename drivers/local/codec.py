@@ -1,0 +1,85 @@
+"""Reading local files back: the `RecordCodec` that `logreader` drives (history, tail, follow).
+
+`--tail N` counts messages. It walks frames backwards from the end of a file with their trailing
+lengths (reading in 64 KiB blocks, so small records cost one read for many), checks each frame it
+passes (the reader is about to read them anyway) and adds up the line counts of the records until it
+has N; the reader drops the surplus at the front of the oldest record. Should the walk meet damage,
+it falls back to a forward walk over that file, which resynchronises past the damage (see
+`framing`), so damaged records are neither shown nor counted.
+"""
+
+from __future__ import annotations
+
+from logship.drivers.local import framing, record
+from logship.drivers.util.logreader import ReadAt
+from logship.pipeline.message import Message
+
+_BLOCK = 64 * 1024
+
+
+class LocalRecords:
+    def complete_length(self, data: bytes) -> int:
+        return framing.scan(data, at_end=False, verify=False).complete
+
+    def decode(self, data: bytes) -> tuple[list[Message], int]:
+        found = framing.scan(data, at_end=True)
+        messages, undecodable = record.decode_records(data, found.payloads)
+        return messages, found.damaged + undecodable
+
+    def tail_start(self, read_at: ReadAt, end: int, count: int) -> tuple[int, int]:
+        if end <= 0 or count <= 0:
+            return end, 0
+        read = _BackwardBlocks(read_at)
+        position, found = end, 0
+        while position > 0 and found < count:
+            start = framing.frame_before(read, position)
+            lines = None if start is None else _lines_of_intact_frame(read(start, position - start))
+            if start is None or lines is None:
+                return _tail_by_walking_forward(read_at, position, count, found)
+            found += lines
+            position = start
+        return position, found
+
+
+LOCAL_RECORDS = LocalRecords()
+
+
+def _lines_of_intact_frame(frame: bytes) -> int | None:
+    found = framing.scan(frame, at_end=True)
+    if len(found.payloads) != 1 or found.damaged:
+        return None
+    start, end = found.payloads[0]
+    return record.line_count(frame[start : start + record.HEAD.size], end - start)
+
+
+def _tail_by_walking_forward(read_at: ReadAt, end: int, count: int, found: int) -> tuple[int, int]:
+    """tail_start for a file damaged before `end`, where `found` messages were already counted."""
+    frames = list(framing.intact_frames(read_at, end))
+    for payload_start, payload_end in reversed(frames):
+        lines = record.line_count(read_at(payload_start, record.HEAD.size), payload_end - payload_start)
+        if lines is None:
+            continue  # the decoder skips it too
+        found += lines
+        if found >= count:
+            return payload_start - framing.HEAD.size, found
+    return 0, found
+
+
+class _BackwardBlocks:
+    """`read_at` for a backward walk: one block read serves many small frames (larger ones are read
+    on their own)."""
+
+    def __init__(self, read_at: ReadAt) -> None:
+        self._read_at = read_at
+        self._start = 0
+        self._data = b""
+
+    def __call__(self, offset: int, size: int) -> bytes:
+        stop = offset + size
+        if self._start <= offset and stop <= self._start + len(self._data):
+            return self._data[offset - self._start : stop - self._start]
+        if size >= _BLOCK:
+            return self._read_at(offset, size)
+        self._start = max(0, stop - _BLOCK)
+        self._data = self._read_at(self._start, stop - self._start)
+        return self._data[offset - self._start : stop - self._start]
