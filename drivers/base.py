@@ -45,6 +45,39 @@ class LogReader(Protocol):
         ...
 
 
+# A stream and what `logs` prints for consecutive messages of it, newlines included: the unit of the
+# fast `logs` path (no --timestamps/--details), where a Message per line would cost more than the rest.
+Run = tuple[str, bytes]
+
+
+@runtime_checkable
+class TextLogReader(Protocol):
+    """A reader that hands `logs` its output as runs of bytes directly (same bytes, same order, same
+    since/until/tail/follow semantics as `read_logs`)."""
+
+    def read_text(self, config: ReadConfig) -> AsyncIterator[list[Run]]: ...
+
+
+def runs_of(messages: list[Message]) -> list[Run]:
+    """Messages as runs: consecutive messages of one stream joined, each line with its newline unless
+    it is a non-last piece of a long line."""
+    runs: list[Run] = []
+    stream = ""
+    parts: list[bytes] = []
+    for message in messages:
+        if not message.line and not message.ends_line:  # an empty piece of a long line prints nothing
+            continue
+        if message.stream != stream:
+            if parts:
+                runs.append((stream, b"".join(parts)))
+                parts = []
+            stream = message.stream
+        parts.append(message.line + b"\n" if message.ends_line else message.line)
+    if parts:
+        runs.append((stream, b"".join(parts)))
+    return runs
+
+
 @runtime_checkable
 class SizedLogger(Protocol):
     """A driver whose backend takes lines longer than Docker's 16 KiB default before splitting."""

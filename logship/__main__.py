@@ -1,3 +1,3 @@
-from logship.cli import main
+from logship.console import main
 
 main()

@@ -1,30 +1,39 @@
-"""A small client for the daemon's API over its unix socket, for the CLI.
+"""A small client for the daemon's API, for the CLI: over a unix socket, plain TCP, or TCP with TLS
+(docker's `--tls`/`--tlsverify` rules, mutual TLS with a client certificate).
 
-Deliberately stdlib-only (http.client, socket): the CLI's start-up time is part of `logs --tail 10`
-latency, and aiohttp's import alone costs more than the whole request.
+The CLI's start-up time is part of `logs --tail 10` latency, so this module imports little: HTTP is
+`logship.http1` (not http.client, nor aiohttp, whose import alone costs more than the whole request),
+and ssl, subprocess and tempfile are imported only by the paths that use them (a TLS daemon, starting
+a daemon).
 """
 
 from __future__ import annotations
 
 import errno
-import http.client
 import json
 import os
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from logship import API_VERSION, paths
+from logship import API_VERSION, http1, paths
+
+if TYPE_CHECKING:
+    import ssl
+
+    from logship.http1 import Response
 
 STREAM_HEADER = struct.Struct(">BxxxI")
 AUTOSTART_ENV = "LOGSHIP_NO_AUTOSTART"
 AUTOSTART_WAIT_S = 20.0
+PLAIN_HTTP_REFUSED = "Client sent an HTTP request to an HTTPS server."
+CERT_FILES_HINT = f"by default ca.pem, cert.pem and key.pem are read from ${paths.CERT_PATH_ENV} or ~/.logship"
 
 
 class APIError(Exception):
@@ -43,20 +52,43 @@ class DaemonUnreachable(Exception):
         self.permission_denied = permission_denied
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
+class UnusableTLSFiles(Exception):
+    """A CA, certificate or key file for talking TLS to the daemon cannot be used; the message names it.
+    (The CLI's own class, not logship.tls.TLSFileError: catching that would import ssl for every command.)"""
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """How to speak TLS to a tcp:// daemon. `verify`: check its certificate against `ca` (and its name);
+    `cert`/`key`: our certificate, which a daemon with --tlsverify demands."""
+
+    verify: bool
+    ca: Path
+    cert: Path | None
+    key: Path | None
+
+
+def resolve_tls(use_tls: bool, verify: bool, ca: str | None, cert: str | None, key: str | None) -> TLSOptions | None:
+    """docker's CLI rules: --tlsverify (or a non-empty $LOGSHIP_TLS_VERIFY) implies --tls; files not given
+    come from $LOGSHIP_CERT_PATH or ~/.logship, and a default client certificate or key that does not exist
+    is simply not sent. None: no TLS."""
+    verify = verify or bool(os.environ.get(paths.TLS_VERIFY_ENV))
+    if not (use_tls or verify):
+        return None
+    folder = paths.default_cert_dir()
+
+    def our(given: str | None, name: str) -> Path | None:
+        if given:
+            return Path(given)
+        default = folder / name
+        return default if default.exists() else None
+
+    return TLSOptions(verify, Path(ca) if ca else folder / "ca.pem", our(cert, "cert.pem"), our(key, "key.pem"))
 
 
 def _unreachable(host: str, err: OSError) -> DaemonUnreachable:
+    if isinstance(err, http1.ProtocolError):
+        return DaemonUnreachable(f"no usable answer from the logship daemon at {host}: {err}")
     if err.errno in (errno.EACCES, errno.EPERM):
         return DaemonUnreachable(
             f"permission denied while trying to connect to the logship daemon socket at {host}: "
@@ -64,13 +96,108 @@ def _unreachable(host: str, err: OSError) -> DaemonUnreachable:
             "or run the command with sudo",
             permission_denied=True,
         )
+    if host.startswith("tcp://") and err.strerror:
+        return DaemonUnreachable(
+            f"Cannot connect to the logship daemon at {host}: {err.strerror}. Is the logship daemon running?"
+        )
     return DaemonUnreachable(f"Cannot connect to the logship daemon at {host}. Is the logship daemon running?")
 
 
+# Alerts a daemon sends when it does not accept our certificate (OpenSSL's names for them).
+REJECTED_CERTIFICATE_ALERTS = (
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_UNSUPPORTED_CERTIFICATE",
+    "ALERT_CERTIFICATE_EXPIRED",
+    "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_DECRYPT_ERROR",
+    "ALERT_ACCESS_DENIED",
+)
+NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+
+
+def _tls_failure(host: str, err: ssl.SSLError) -> DaemonUnreachable:
+    """Say which side refused and what to change, instead of OpenSSL's reason code."""
+    import ssl  # loaded already: only a TLS connection fails with an ssl.SSLError
+
+    reason = err.reason or ""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return DaemonUnreachable(
+            f"cannot connect to the logship daemon at {host}: we do not trust its TLS certificate "
+            f"({err.verify_message}); give the CA that signed it with --tlscacert ({CERT_FILES_HINT})"
+        )
+    if reason.endswith("ALERT_CERTIFICATE_REQUIRED"):
+        return DaemonUnreachable(
+            f"the logship daemon at {host} refused the connection: it requires a TLS client certificate; "
+            f"give one signed by the daemon's CA with --tlscert and --tlskey ({CERT_FILES_HINT})"
+        )
+    if reason.endswith(REJECTED_CERTIFICATE_ALERTS):
+        return DaemonUnreachable(
+            f"the logship daemon at {host} rejected our TLS client certificate ({_readable(reason)}): it accepts "
+            "only certificates signed by its own CA (its --tlscacert); give one with --tlscert and --tlskey"
+        )
+    if reason in NOT_TLS_REASONS:
+        return DaemonUnreachable(
+            f"the logship daemon at {host} does not answer in TLS: if it serves plain TCP (--insecure-tcp), "
+            f"drop --tls/--tlsverify and ${paths.TLS_VERIFY_ENV}"
+        )
+    return DaemonUnreachable(f"TLS with the logship daemon at {host} failed: {_readable(reason) or err}")
+
+
+def _readable(reason: str) -> str:
+    return reason.lower().replace("_", " ")
+
+
 class Client:
-    def __init__(self, host: str | None = None) -> None:
+    def __init__(
+        self, host: str | None = None, tls_options: TLSOptions | None = None, start_daemon: bool = False
+    ) -> None:
+        """`host` defaults to $LOGSHIP_HOST or the default socket; `tls_options` apply to tcp:// hosts only.
+        With `start_daemon`, the first connection that finds no daemon on a unix socket starts one (the
+        CLI's habit; see `start_daemon`). Raises ValueError for a host that cannot be parsed and
+        UnusableTLSFiles for unusable TLS files."""
         self.host = host or paths.host_from_env()
-        self.socket_path = str(paths.socket_path_of(self.host))
+        self._may_start_daemon = start_daemon
+        self.endpoint = paths.parse_host(self.host, tls=tls_options is not None)
+        self._tls_context: ssl.SSLContext | None = None
+        if isinstance(self.endpoint, paths.TcpHost) and tls_options is not None:
+            from logship import tls  # only here: ssl's import is for TLS daemons alone
+
+            try:
+                self._tls_context = tls.client_context(
+                    tls_options.ca if tls_options.verify else None, tls_options.cert, tls_options.key
+                )
+            except tls.TLSFileError as err:
+                raise UnusableTLSFiles(f"{err} ({CERT_FILES_HINT})") from None
+
+    @property
+    def is_local(self) -> bool:
+        """A unix socket: the only kind of daemon the CLI may start by itself."""
+        return isinstance(self.endpoint, paths.UnixHost)
+
+    def open_socket(self, timeout: float | None = None) -> socket.socket:
+        """A connected socket to the daemon, TLS handshake done; OSError (ssl.SSLError for TLS) otherwise."""
+        if isinstance(self.endpoint, paths.UnixHost):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(str(self.endpoint.path))
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        sock = socket.create_connection((self.endpoint.address, self.endpoint.port), timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # requests are small: never wait to send
+        if self._tls_context is None:
+            return sock
+        from logship import tls  # imported by __init__ already, as the context came from it
+
+        try:
+            return tls.TLSSocket(sock, self._tls_context, self.endpoint.address)
+        except OSError:
+            sock.close()
+            raise
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -89,28 +216,29 @@ class Client:
         body: bytes | Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> http.client.HTTPResponse:
-        """Send a request; return the response for status < 400, raise APIError otherwise."""
-        connection = _UnixConnection(self.socket_path, timeout)
-        all_headers = {"Host": "logship"}
-        if headers:
-            all_headers.update(headers)
-        chunked = body is not None and not isinstance(body, bytes)
+    ) -> Response:
+        """Send a request; return the response (its body still to read) for status < 400, raise APIError
+        otherwise, and DaemonUnreachable when the connection fails. Bytes go out with a Content-Length,
+        any other iterable of chunks streams with chunked encoding."""
+        sock = self._connect(timeout)
         try:
-            connection.request(method, self._url(path, query), body=body, headers=all_headers, encode_chunked=chunked)
-            response = connection.getresponse()
+            http1.send_request(sock, method, self._url(path, query), {"Host": "logship", **(headers or {})}, body)
+            response = http1.read_response(sock, method)
+            if response.status >= 400:
+                raise self._refusal(response)
         except OSError as err:
-            connection.close()
-            raise _unreachable(self.host, err) from None
-        if response.status >= 400:
-            raise APIError(response.status, _error_message(response))
+            sock.close()
+            raise self._unreachable(err) from None
         return response
 
     def json(self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
         response = self.request(method, path, query, data, headers)
-        raw = response.read()
+        try:
+            raw = response.read()
+        except OSError as err:
+            raise self._unreachable(err) from None
         return json.loads(raw) if raw else None
 
     def ping(self, timeout: float = 5.0) -> bool:
@@ -120,49 +248,55 @@ class Client:
         except DaemonUnreachable:
             return False
 
+    def _connect(self, timeout: float | None = None) -> socket.socket:
+        """open_socket(), starting a daemon first if none answers and this client may. Starting one on
+        demand, rather than asking `/_ping` before every command, saves each command a round trip."""
+        try:
+            return self.open_socket(timeout)
+        except OSError as err:
+            unreachable = self._unreachable(err)
+        if not (self._may_start_daemon and self.is_local) or unreachable.permission_denied:
+            raise unreachable
+        self._may_start_daemon = False  # once: a daemon that did not come up is reported, not started again
+        start_daemon(self)
+        return self._connect(timeout)
+
+    def _unreachable(self, err: OSError) -> DaemonUnreachable:
+        if self._tls_context is not None:
+            import ssl  # loaded already: the context is an ssl.SSLContext
+
+            if isinstance(err, ssl.SSLError):
+                return _tls_failure(self.host, err)
+        return _unreachable(self.host, err)
+
+    def _refusal(self, response: Response) -> Exception:
+        """The exception for an error response: the daemon's message, or what to do about plain HTTP sent
+        to a TLS daemon."""
+        message = _message_of(response.read())
+        if response.status == 400 and message == PLAIN_HTTP_REFUSED:
+            return DaemonUnreachable(
+                f"the logship daemon at {self.host} speaks TLS and we sent plain HTTP: add --tlsverify "
+                f"(with --tlscacert, --tlscert, --tlskey) or set {paths.TLS_VERIFY_ENV}=1"
+            )
+        return APIError(response.status, message)
+
     # ---- streams --------------------------------------------------------------------------------
 
     def hijack(self, path: str, query: Mapping[str, Any]) -> tuple[socket.socket, bytes]:
         """POST with `Connection: Upgrade` and take the raw socket over, as the docker CLI attaches.
         Returns the socket and any stream bytes that arrived with the response headers."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = self._connect()
+        headers = {"Host": "logship", "Content-Type": "text/plain", "Connection": "Upgrade", "Upgrade": "tcp"}
         try:
-            sock.connect(self.socket_path)
+            http1.send_request(sock, "POST", self._url(path, query), headers)
+            reader = http1.SocketReader(sock)
+            status, reason, response_headers = http1.read_head(reader)
+            if status >= 400:
+                raise self._refusal(http1.response_after_head(reader, "POST", status, reason, response_headers))
         except OSError as err:
             sock.close()
-            raise _unreachable(self.host, err) from None
-        request = (
-            f"POST {self._url(path, query)} HTTP/1.1\r\nHost: logship\r\nContent-Type: text/plain\r\n"
-            "Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
-        )
-        sock.sendall(request.encode())
-        buffer = b""
-        while b"\r\n\r\n" not in buffer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise APIError(500, "the daemon closed the connection while attaching")
-            buffer += chunk
-        head, _, rest = buffer.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        if status >= 400:
-            body = rest
-            length = _header(head, b"content-length")
-            while length is not None and len(body) < int(length):
-                more = sock.recv(65536)
-                if not more:
-                    break
-                body += more
-            sock.close()
-            raise APIError(status, _message_of(body))
-        return sock, rest
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == name:
-            return value.strip()
-    return None
+            raise self._unreachable(err) from None
+        return sock, reader.take_buffered()
 
 
 def _message_of(body: bytes) -> str:
@@ -175,11 +309,7 @@ def _message_of(body: bytes) -> str:
     return body.decode(errors="replace").strip() or "unknown error"
 
 
-def _error_message(response: http.client.HTTPResponse) -> str:
-    return _message_of(response.read())
-
-
-def iter_frames(reader: IO[bytes] | http.client.HTTPResponse) -> Iterator[tuple[int, bytes]]:
+def iter_frames(reader: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Docker's multiplexed stream: (stream type, payload) pairs until EOF."""
     while True:
         header = _read_exact(reader, 8)
@@ -189,7 +319,7 @@ def iter_frames(reader: IO[bytes] | http.client.HTTPResponse) -> Iterator[tuple[
         yield stream_type, _read_exact(reader, size)
 
 
-def _read_exact(reader: IO[bytes] | http.client.HTTPResponse, size: int) -> bytes:
+def _read_exact(reader: IO[bytes], size: int) -> bytes:
     data = reader.read(size)
     if data is None:
         return b""
@@ -205,19 +335,17 @@ def path_quote(ref: str) -> str:
     return quote(ref, safe="")
 
 
-def autostart(client: Client) -> None:
-    """Start a daemon in the background when none answers (unless LOGSHIP_NO_AUTOSTART=1)."""
-    try:
-        client.request("GET", "/_ping", timeout=5.0).read()
-        return
-    except DaemonUnreachable as err:
-        if err.permission_denied:
-            raise
+def start_daemon(client: Client) -> None:
+    """Start a daemon in the background for a unix socket where none answers, and wait until it does
+    (unless LOGSHIP_NO_AUTOSTART=1). A tcp:// daemon is another machine's business: never started here."""
     if os.environ.get(AUTOSTART_ENV, "") not in ("", "0"):
         raise DaemonUnreachable(
             f"Cannot connect to the logship daemon at {client.host}. Is the logship daemon running? "
             f"(automatic start is off because {AUTOSTART_ENV} is set)"
         )
+    import subprocess  # only here: most commands find a daemon, and start faster without these imports
+    import tempfile
+
     # The daemon's start-up errors land in a temporary file (not a pipe, which would break once we leave).
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this block when the start fails
     process = subprocess.Popen(

@@ -7,9 +7,16 @@ as any other user they follow the XDG base directories, so a user's daemon never
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 HOST_ENV = "LOGSHIP_HOST"
+CERT_PATH_ENV = "LOGSHIP_CERT_PATH"
+TLS_VERIFY_ENV = "LOGSHIP_TLS_VERIFY"
+
+# Docker's IANA-registered ports, used when a tcp:// host names no port.
+DEFAULT_TCP_PORT = 2375
+DEFAULT_TLS_PORT = 2376
 
 
 def _is_root() -> bool:
@@ -44,14 +51,82 @@ def default_config_file() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "logship" / "daemon.json"
 
 
+def default_cert_dir() -> Path:
+    """Where ca.pem, cert.pem and key.pem are looked for when no flag names them: $LOGSHIP_CERT_PATH, else
+    ~/.logship (docker's $DOCKER_CERT_PATH and ~/.docker, for the daemon and the CLI alike)."""
+    value = os.environ.get(CERT_PATH_ENV)
+    return Path(value) if value else Path.home() / ".logship"
+
+
 def host_from_env() -> str:
     return os.environ.get(HOST_ENV) or default_host()
 
 
+@dataclass(frozen=True)
+class UnixHost:
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix://{self.path}"
+
+
+@dataclass(frozen=True)
+class TcpHost:
+    address: str  # an IP address or a name; IPv6 without brackets
+    port: int
+
+    def __str__(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"tcp://{address}:{self.port}"
+
+
+Host = UnixHost | TcpHost
+
+
+def parse_host(text: str, tls: bool = False) -> Host:
+    """A `-H` value as dockerd reads it: `unix:///path` (or a bare `/path`), `tcp://HOST:PORT`, or `HOST:PORT`.
+
+    A tcp host without a port gets 2376 with TLS and 2375 without; without an address it means localhost.
+    Anything else raises ValueError naming the value and the forms that work.
+    """
+    if text.startswith("unix://"):
+        path = text[len("unix://") :]
+        return UnixHost(Path(path) if path else default_socket())
+    if text.startswith("/"):
+        return UnixHost(Path(text))
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "tcp", text  # dockerd reads `host:port` as tcp
+    if scheme != "tcp":
+        raise ValueError(
+            f"unsupported host {text!r}: use unix:///path/to/socket or tcp://HOST:PORT (scheme {scheme!r} is unknown)"
+        )
+    return _parse_tcp(text, rest, DEFAULT_TLS_PORT if tls else DEFAULT_TCP_PORT)
+
+
+def _parse_tcp(text: str, rest: str, default_port: int) -> TcpHost:
+    authority, slash, path = rest.partition("/")
+    if slash and path:
+        raise ValueError(f"invalid host {text!r}: a tcp:// host has no path (write tcp://HOST:PORT)")
+    if authority.startswith("["):
+        address, bracket, after = authority[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            raise ValueError(f"invalid host {text!r}: write an IPv6 address as tcp://[ADDRESS]:PORT")
+        port_text = after[1:]
+    elif authority.count(":") > 1:
+        raise ValueError(f"invalid host {text!r}: write an IPv6 address in brackets, as tcp://[ADDRESS]:PORT")
+    else:
+        address, _, port_text = authority.partition(":")
+    if not port_text:
+        return TcpHost(address or "localhost", default_port)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid host {text!r}: the port must be a number from 1 to 65535, got {port_text!r}")
+    return TcpHost(address or "localhost", int(port_text))
+
+
 def socket_path_of(host: str) -> Path:
-    """The filesystem path of a `unix://` host; other schemes raise ValueError naming the host."""
-    if host.startswith("unix://"):
-        return Path(host[len("unix://") :])
-    if host.startswith("/"):
-        return Path(host)
-    raise ValueError(f"unsupported host {host!r}: logship serves and reaches daemons on unix:// sockets")
+    """The filesystem path of a unix socket host; a tcp host raises ValueError naming it."""
+    parsed = parse_host(host)
+    if isinstance(parsed, TcpHost):
+        raise ValueError(f"{host!r} is a tcp host, not a unix socket")
+    return parsed.path

@@ -30,6 +30,12 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "live-restore": bool,
     "shutdown-timeout": int,
     "daemon-log": str,
+    "tls": bool,
+    "tlsverify": bool,
+    "tlscacert": str,
+    "tlscert": str,
+    "tlskey": str,
+    "insecure-tcp": bool,
 }
 DAEMON_LOG_TARGETS = ("file", "journald")
 
@@ -48,6 +54,12 @@ class Flags:
     log_level: str | None = None
     log_driver: str | None = None
     log_opts: dict[str, str] | None = None
+    tls: bool | None = None
+    tls_verify: bool | None = None
+    tls_ca_cert: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_tcp: bool | None = None
 
 
 @dataclass
@@ -62,10 +74,21 @@ class Settings:
     live_restore: bool = False
     shutdown_timeout: int = 15
     daemon_log: str = "file"  # or "journald" (SYSLOG_IDENTIFIER=logshipd)
+    # tcp:// hosts: TLS with the daemon's certificate, and with tls_verify only clients whose certificate
+    # tls_ca_cert signed (mutual TLS); plain TCP only with insecure_tcp. Unix sockets ignore all of it.
+    tls: bool = False
+    tls_verify: bool = False
+    tls_ca_cert: Path = field(default_factory=lambda: paths.default_cert_dir() / "ca.pem")
+    tls_cert: Path = field(default_factory=lambda: paths.default_cert_dir() / "cert.pem")
+    tls_key: Path = field(default_factory=lambda: paths.default_cert_dir() / "key.pem")
+    insecure_tcp: bool = False
 
     @property
     def daemon_log_path(self) -> Path:
         return self.data_root / "daemon.log"
+
+    def listen_hosts(self) -> list[paths.Host]:
+        return [paths.parse_host(host, tls=self.tls) for host in self.hosts]
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -119,6 +142,12 @@ def load(flags: Flags) -> Settings:
             ("log-level", flags.log_level),
             ("log-driver", flags.log_driver),
             ("log-opts", flags.log_opts),
+            ("tls", flags.tls),
+            ("tlsverify", flags.tls_verify),
+            ("tlscacert", flags.tls_ca_cert),
+            ("tlscert", flags.tls_cert),
+            ("tlskey", flags.tls_key),
+            ("insecure-tcp", flags.insecure_tcp),
         )
         if flag_value and key in file_values
     ]
@@ -138,7 +167,19 @@ def load(flags: Flags) -> Settings:
         live_restore=file_values.get("live-restore", False),
         shutdown_timeout=file_values.get("shutdown-timeout", 15),
         daemon_log=file_values.get("daemon-log", "file"),
+        insecure_tcp=bool(flags.insecure_tcp or file_values.get("insecure-tcp", False)),
     )
+    # As in dockerd, asking to verify clients turns TLS on whatever `tls` says.
+    settings.tls_verify = bool(flags.tls_verify or file_values.get("tlsverify", False))
+    settings.tls = settings.tls_verify or bool(flags.tls or file_values.get("tls", False))
+    for attribute, flag_value, key in (
+        ("tls_ca_cert", flags.tls_ca_cert, "tlscacert"),
+        ("tls_cert", flags.tls_cert, "tlscert"),
+        ("tls_key", flags.tls_key, "tlskey"),
+    ):
+        given = flag_value or file_values.get(key)
+        if given:
+            setattr(settings, attribute, Path(given))
     validate(settings)
     return settings
 
@@ -152,11 +193,11 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f"invalid log format: {settings.log_format} (use text or json)")
     if not settings.data_root.is_absolute():
         raise SettingsError(f"data-root must be an absolute path, got {settings.data_root}")
-    for host in settings.hosts:
-        try:
-            paths.socket_path_of(host)
-        except ValueError as err:
-            raise SettingsError(str(err)) from None
+    try:
+        hosts = settings.listen_hosts()
+    except ValueError as err:
+        raise SettingsError(str(err)) from None
+    _validate_tcp(settings, [host for host in hosts if isinstance(host, paths.TcpHost)])
     # Local import: the registry pulls in driver code the CLI does not need.
     from logship.drivers import options
 
@@ -164,6 +205,22 @@ def validate(settings: Settings) -> None:
         options.validate(settings.log_driver, settings.log_opts)
     except InvalidParameter as err:
         raise SettingsError(f"failed to set log opts: {err}") from None
+
+
+def _validate_tcp(settings: Settings, tcp_hosts: list[paths.TcpHost]) -> None:
+    """Plain TCP hands the daemon (root on this machine) to anyone who can connect: only on request."""
+    if settings.tls and settings.insecure_tcp:
+        raise SettingsError(
+            "insecure-tcp and tls/tlsverify contradict each other: insecure-tcp serves tcp:// hosts without TLS; "
+            "drop insecure-tcp to serve them with TLS"
+        )
+    if tcp_hosts and not settings.tls and not settings.insecure_tcp:
+        listed = ", ".join(map(str, tcp_hosts))
+        raise SettingsError(
+            f"refusing to serve {listed} without TLS: anyone who can connect to it would control this machine "
+            "as root. Give --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY to accept only clients "
+            "with a certificate signed by CA, or --insecure-tcp if you really want plain TCP"
+        )
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

@@ -20,11 +20,14 @@ class SizeError(ValueError):
 
 
 def _parse(text: str, table: dict[str, int]) -> int:
-    match = _SIZE_RE.match(text)
+    match = _SIZE_RE.fullmatch(text)  # fullmatch: "$" alone would accept a trailing newline, Go's does not
     if not match:
         raise SizeError(f"invalid size: '{text}'")
     number, unit = match.group(1), (match.group(2) or "").lower()
-    return int(float(number) * table[unit])
+    size = float(number) * table[unit]
+    if size == float("inf"):  # Go's ParseFloat fails with "value out of range" there
+        raise SizeError(f"invalid size: '{text}' (out of range)")
+    return int(size)
 
 
 def from_human_size(text: str) -> int:

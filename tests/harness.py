@@ -62,6 +62,10 @@ class Daemon:
         return self.root / "daemon.json"
 
     @property
+    def stderr_file(self) -> Path:
+        return self.root / "daemon.stderr"
+
+    @property
     def log_file(self) -> Path:
         return self.data_root / "daemon.log"
 
@@ -85,14 +89,15 @@ class Daemon:
             str(self.config_file),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**self.env(), **self.extra_env}
-        )
+        # A file, not a pipe: nobody reads a pipe while tests run, and a full one would block the daemon.
+        with self.stderr_file.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=stderr, env={**self.env(), **self.extra_env}
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                assert self.process.stderr is not None
-                raise RuntimeError(f"daemon exited: {self.process.stderr.read().decode()}")
+                raise RuntimeError(f"daemon exited: {self.stderr_file.read_text(errors='replace')}")
             if self.socket.exists() and self.cli("version").code == 0:
                 return
             time.sleep(0.05)
@@ -106,8 +111,6 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
         kill_processes_under(self.data_root)
 
     def kill9(self) -> None:

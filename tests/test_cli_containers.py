@@ -101,7 +101,9 @@ def test_containers_are_found_by_name_id_and_unique_prefix(shared_daemon: Daemon
     for ref in ("findme", "/findme", container_id, container_id[:12], container_id[:5]):
         assert shared_daemon.inspect(ref)["Id"] == container_id
     missing = shared_daemon.cli("inspect", "nosuch")
-    assert missing.code == 1 and "No such container: nosuch" in missing.err
+    assert missing.code == 1 and "No such object: nosuch" in missing.err  # neither a container nor an image
+    only_containers = shared_daemon.cli("inspect", "--type", "container", "nosuch")
+    assert only_containers.code == 1 and "No such container: nosuch" in only_containers.err
     shared_daemon.ok("rm", "findme")
 
 

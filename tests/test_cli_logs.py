@@ -212,3 +212,43 @@ def test_huge_lines_and_nul_bytes_survive_the_round_trip(shared_daemon: Daemon) 
     )
     out = shared_daemon.cli("logs", "huge").stdout
     assert out == b"x" * 1_000_000 + b"\na\x00b\n"
+
+
+def strip_timestamps(output: bytes) -> bytes:
+    """`logs -t` output without the 31-byte `2006-01-02T15:04:05.000000000Z ` prefixes (whole lines only)."""
+    return b"".join(line[31:] for line in output.splitlines(keepends=True))
+
+
+def test_plain_logs_print_what_timestamped_logs_print_after_the_stamps(shared_daemon: Daemon) -> None:
+    # Plain `logs` is read as runs of bytes, `logs -t` message by message: both must agree, with escapes,
+    # both streams, and rotated, gzipped files; with --since/--until at a record's own time too.
+    shared_daemon.ok(
+        "run",
+        "--name",
+        "awkward",
+        "--log-opt",
+        "max-size=4k",
+        "--log-opt",
+        "max-file=40",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do "
+        "printf '<b>%s</b> & \"q\" back\\\\slash\\ttab caf\\303\\251 \\342\\200\\250\\n' $i; "
+        "echo err$i >&2; i=$((i+1)); done",
+    )
+    log_path = Path(shared_daemon.inspect("awkward")["LogPath"])
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    middle = records[len(records) // 2]["time"]
+    for flags in ([], ["--since", middle], ["--until", middle], ["--since", middle, "--until", middle]):
+        plain = shared_daemon.cli("logs", *flags, "awkward")
+        stamped = shared_daemon.cli("logs", "-t", *flags, "awkward")
+        assert plain.code == stamped.code == 0
+        assert plain.stdout == strip_timestamps(stamped.stdout), flags
+        assert plain.stderr == strip_timestamps(stamped.stderr), flags
+    everything = shared_daemon.cli("logs", "awkward")
+    assert everything.stdout.count(b' & "q" back\\slash\ttab caf\xc3\xa9 \xe2\x80\xa8\n') == 300
+    assert everything.stderr == b"".join(b"err%d\n" % i for i in range(300))
+    assert len(list(log_path.parent.glob("*.gz"))) > 5

@@ -6,7 +6,7 @@ import asyncio
 import os
 import random
 
-from logship.pipeline.copier import LineSplitter, copy_stream
+from logship.pipeline.copier import BATCH_TEXT_BYTES, LineSplitter, copy_stream
 from logship.pipeline.message import MAX_LINE_SIZE, Batch, Message
 
 T1, T2, T3 = 1_000, 2_000, 3_000
@@ -115,6 +115,41 @@ def test_batch_byte_counts_match_the_lines() -> None:
     for batch in splitter.feed(b"a\nbb\n" + b"c" * 20000 + b"\nd", T1) + splitter.finish(T2):
         assert batch.nbytes == sum(len(line) for line in batch.lines)
         assert batch.stream == "stderr"
+
+
+def test_a_large_read_is_handed_on_in_batches_of_whole_lines_sharing_its_time() -> None:
+    rng = random.Random(3)
+    lines = [b"line %d " % i + b"y" * rng.choice([0, 10, 100, 3000, 16383 - 12]) for i in range(600)]
+    data = b"".join(line + b"\n" for line in lines)
+    assert len(data) > 4 * BATCH_TEXT_BYTES
+    splitter = LineSplitter("stdout")
+    first = splitter.feed(data[:1000], T1)  # leaves a half line pending before the large read
+    rest = splitter.feed(data[1000:], T2)
+    assert [line for batch in first + rest for line in batch.lines] == lines
+    assert len(rest) > 1 and {batch.timestamp_ns for batch in rest} == {T2}
+    for batch in rest:
+        assert batch.nbytes <= BATCH_TEXT_BYTES and not batch.partials
+        assert len(batch) == len(batch.lines) and batch.nbytes == sum(map(len, batch.lines))
+
+
+def test_lines_longer_than_a_batch_stay_whole_when_a_driver_raises_the_line_limit() -> None:
+    rng = random.Random(4)
+    lines = [
+        b"%d:" % i + b"z" * rng.choice([0, 50, 2 * BATCH_TEXT_BYTES, 3 * BATCH_TEXT_BYTES // 2]) for i in range(40)
+    ]
+    data = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(rng.sample(range(1, len(data)), 15))
+    splitter = LineSplitter("stdout", max_line=4 * BATCH_TEXT_BYTES)
+    got = [splitter.feed(data[a:b], T1) for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    assert [line for batches in got for batch in batches for line in batch.lines] == lines
+
+
+def test_a_text_batch_counts_its_lines_without_listing_them() -> None:
+    batch = Batch.of_text("stdout", T1, b"a\n\nccc", 3)
+    assert len(batch) == 3 and batch.nbytes == 4 and batch.text == b"a\n\nccc"
+    assert batch.lines == [b"a", b"", b"ccc"]
+    head, rest = batch.take(1)
+    assert (head.lines, rest.lines) == ([b"a"], [b"", b"ccc"])
 
 
 def test_copy_stream_reads_a_pipe_to_eof_with_backpressure() -> None:

@@ -72,7 +72,8 @@ def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardRece
         "busybox",
         "sh",
         "-c",
-        seq(5000),
+        # Paced, so the output arrives in many reads: a whole batch goes into one cache file, as one frame.
+        "i=0; while [ $i -lt 5000 ]; do echo seq$i; i=$((i+1)); [ $((i % 250)) -eq 0 ] && usleep 20000; done",
         opts=("cache-max-size=20k", "cache-max-file=2", "cache-compress=false"),
     )
     shared_daemon.ok("wait", container_id)

@@ -7,6 +7,7 @@ samples' README for the commands), stamped with the times Docker recorded, and c
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,19 +140,45 @@ def recorded_times(sample: bytes) -> list[int]:
     return [parse_rfc3339nano(orjson.loads(line)["time"]) for line in sample.splitlines()]
 
 
+def as_text(batch: Batch) -> Batch:
+    """The same whole lines as the copier usually hands them on: one block of text (Batch.of_text)."""
+    assert not batch.partials
+    return Batch.of_text(batch.stream, batch.timestamp_ns, b"\n".join(batch.lines), len(batch.lines))
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["lines", "text"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_log_file_matches_dockers_byte_for_byte(case: str, tmp_path: Path) -> None:
+def test_the_log_file_matches_dockers_byte_for_byte(case: str, text: bool, tmp_path: Path) -> None:
     sample = (SAMPLES / f"{case}-json.log").read_bytes()
     log_path = tmp_path / "c-json.log"
+    batches = batches_for(CASES[case], recorded_times(sample))
+    if text:
+        batches = [batch if batch.partials else as_text(batch) for batch in batches]
 
     async def scenario() -> None:
         driver = await jsonfile.new(info_for(case, log_path))
-        for batch in batches_for(CASES[case], recorded_times(sample)):
+        for batch in batches:
             await driver.log(batch)
         await driver.close()
 
     asyncio.run(scenario())
     assert log_path.read_bytes() == sample
+
+
+def test_a_batch_kept_as_text_encodes_exactly_like_its_list_of_lines() -> None:
+    # Every byte value once in an otherwise clean line, then random lines mixing all of them: the text
+    # path must notice each byte that needs escaping and give the list path's bytes.
+    rng = random.Random(11)
+    cases = [[b"clean", b"a" + bytes([byte]) + b"z", b"clean"] for byte in range(256) if byte != ord("\n")]
+    cases += [[SPECIALS, INVALID_UTF8, b"", b"\xe2\x80\xa8"], [b""], [b"", b""], [b"only <tags> & more"]]
+    alphabet = bytes(byte for byte in range(256) if byte != ord("\n"))
+    for _ in range(200):
+        cases.append([bytes(rng.choices(alphabet, k=rng.choice([0, 1, 5, 80]))) for _ in range(rng.randint(1, 8))])
+    for encoder in (BatchEncoder({}), BatchEncoder({"tag": "<t>\tx"})):
+        for lines in cases:
+            for stream in (STDOUT, STDERR):
+                listed = Batch(stream, 1_500_000_000_123_456_789, lines)
+                assert encoder.encode(as_text(listed)) == encoder.encode(listed), lines
 
 
 def test_a_batch_of_many_lines_is_one_record_per_line_sharing_the_batch_time() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import os
 import resource
 import signal
 import stat
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,9 @@ import orjson
 import pytest
 
 from logship.drivers import jsonfile
+from logship.drivers.jsonfile.driver import next_record
+from logship.drivers.jsonfile.encode import BatchEncoder
+from logship.drivers.util.logfile import LogFile, Rotation
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.errors import LogshipError
 from logship.pipeline.info import ContainerInfo
@@ -136,6 +141,33 @@ def test_the_log_file_is_created_with_mode_0640(tmp_path: Path) -> None:
         os.umask(old_umask)
     assert stat.S_IMODE((tmp_path / "c-json.log").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "c-json.log.1").stat().st_mode) == 0o640
+
+
+def test_a_write_on_the_event_loop_rotates_but_never_waits_for_a_compression(tmp_path: Path) -> None:
+    # write_if_quick runs on the event loop: a rotation is a few renames and happens there, but one that
+    # would wait for the previous compression declines (writing nothing) and is left to a thread.
+    path = str(tmp_path / "c-json.log")
+    rotation = Rotation(max_size=RECORD_SIZE * 3, max_files=2, compress=True)
+    file = LogFile(path, rotation, next_record, logging.getLogger("test"))
+    encoder = BatchEncoder({})
+    assert file.write_if_quick(encoder.encode(batch(0, 4)), T0)  # rotates after the third record
+    assert numbers_in((tmp_path / "c-json.log").read_bytes()) == [3]
+    compression = file._compression
+    assert compression is not None
+    compression.join()
+    release = threading.Event()
+    file._compression = threading.Thread(target=release.wait)  # a compression that is still running
+    file._compression.start()
+    assert file.write_if_quick(encoder.encode(batch(4, 1)), T0)  # no rotation due: written on the spot
+    assert not file.write_if_quick(encoder.encode(batch(5, 2)), T0)  # would rotate, so wait for gzip
+    assert numbers_in((tmp_path / "c-json.log").read_bytes()) == [3, 4]
+    release.set()
+    file._compression.join()
+    assert file.write_if_quick(encoder.encode(batch(5, 2)), T0)
+    file.close()
+    assert numbers_in((tmp_path / "c-json.log").read_bytes()) == [6]
+    with gzip.open(tmp_path / "c-json.log.1.gz") as rotated:
+        assert numbers_in(rotated.read()) == [3, 4, 5]
 
 
 def test_writing_after_close_fails_with_dockers_text(tmp_path: Path) -> None:

@@ -96,6 +96,23 @@ def test_non_blocking_mode_drops_only_when_full_and_counts_exactly() -> None:
     assert driver.lines == [b"%03d" % i + b"." * 96 for i in range(10)]
 
 
+def test_non_blocking_mode_lets_a_driver_that_never_waits_keep_up_with_a_burst() -> None:
+    # json-file writes small batches without ever waiting: the copier delivering a burst must still give
+    # its worker a turn, or the buffer would overflow while the driver has nothing to do.
+    async def scenario() -> tuple[RecordingDriver, LogStats]:
+        driver = RecordingDriver()  # its gate is open: log() returns without waiting
+        stats = LogStats()
+        router = Router("c" * 64, [driver], stats, "non-blocking", 1000)
+        for i in range(500):
+            await router.deliver(batch(b"%03d" % i + b"." * 96))
+        await router.close()
+        return driver, stats
+
+    driver, stats = asyncio.run(scenario())
+    assert stats.lines_dropped == 0
+    assert driver.lines == [b"%03d" % i + b"." * 96 for i in range(500)]
+
+
 def test_non_blocking_mode_takes_an_oversized_line_when_the_buffer_is_empty() -> None:
     async def scenario() -> RecordingDriver:
         driver = RecordingDriver()

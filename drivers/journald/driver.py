@@ -7,7 +7,9 @@ per-line work on the event loop.
 
 When journald is unreachable (restarting, or not started yet) the batch is retried with backoff: the
 container waits in blocking mode, the router's buffer fills and counts drops in non-blocking mode. At
-close the retries stop, and what could not be sent is reported as failed by the router.
+close the retries stop, and what could not be sent is reported as failed by the router. Entries a dying
+journald still had queued on its socket are found in the journal after its restart and sent again
+(see `resend`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from logship.drivers.base import DeliveryCounters
 from logship.drivers.journald import fields
+from logship.drivers.journald.resend import SentWindow, lost_entries, socket_identity, window_size
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import Batch, Message
@@ -63,6 +66,11 @@ class JournaldDriver:
         self._closing = threading.Event()
         self._unreachable_logged = False
         self.counters = DeliveryCounters()
+        # Only the worker thread touches these (the router sends one batch at a time).
+        self._window = SentWindow(window_size())
+        self._socket_id = socket_identity(socket_path)
+        self._journald_replaced = False  # set when journald went away or its socket changed
+        self._sending = threading.Lock()  # held while a batch is sent, so close never races it
 
     def delivery_counters(self) -> DeliveryCounters:
         return self.counters
@@ -71,6 +79,12 @@ class JournaldDriver:
         await asyncio.get_running_loop().run_in_executor(EXECUTOR, self._send_batch, batch)
 
     def _send_batch(self, batch: Batch) -> None:
+        with self._sending:
+            self._send_entries(batch)
+
+    def _send_entries(self, batch: Batch) -> None:
+        if socket_identity(self.socket_path) != self._socket_id:
+            self._journald_replaced = True  # restarted between two batches: what it had queued may be gone
         static = self._static
         timestamp = b"SYSLOG_TIMESTAMP=" + format_rfc3339nano(batch.timestamp_ns).encode()
         common = (fields.priority_field(batch.stream), timestamp)
@@ -82,23 +96,18 @@ class JournaldDriver:
             meta = partials.get(index) if partials else None
             if meta is not None:
                 entry.extend(fields.partial_fields(meta))
-            self._send(entry)
+            self._send(ordinal, entry)
             self.progress.sent = ordinal
 
-    def _send(self, entry: list[bytes]) -> None:
+    def _send(self, ordinal: int, entry: list[bytes]) -> None:
         delay = RETRY_FIRST_S
         while True:
             try:
+                if self._journald_replaced:
+                    self._resend_lost()
                 self._sendv(*entry)
-                if self._unreachable_logged:
-                    log.info(
-                        "journald is reachable again at %s; container %s resumes logging",
-                        self.socket_path,
-                        self.info.id(),
-                    )
-                    self._unreachable_logged = False
-                return
             except OSError as err:
+                self._journald_replaced = True
                 self.counters.lines_retried += 1
                 self.counters.error(f"journald unreachable at {self.socket_path}: {err.strerror or err}")
                 if self._closing.is_set():
@@ -113,8 +122,60 @@ class JournaldDriver:
                     self._unreachable_logged = True
                 self._closing.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self._window.add(ordinal, entry)
+            if self._unreachable_logged:
+                log.info(
+                    "journald is reachable again at %s; container %s resumes logging",
+                    self.socket_path,
+                    self.info.id(),
+                )
+                self._unreachable_logged = False
+            return
+
+    def _resend_lost(self) -> None:
+        """After journald went away: send again the recent entries the journal does not hold. Raises
+        OSError when journald is still unreachable (the caller retries)."""
+        identity = socket_identity(self.socket_path)
+        try:
+            lost = lost_entries(self._window, self.progress.epoch)
+        except Exception as err:  # an unreadable journal must not stop logging: resend nothing
+            log.warning(
+                "journald was restarted but its journal could not be read back (%s); entries of container %s "
+                "it had queued may be lost",
+                err,
+                self.info.id(),
+            )
+            lost = []
+        for sent in lost:
+            self._sendv(*sent.fields)
+        if lost:
+            self.counters.lines_retried += len(lost)
+            log.warning(
+                "journald was restarted and had not stored %d entries of container %s (ordinals %d-%d); "
+                "they were sent again",
+                len(lost),
+                self.info.id(),
+                lost[0].ordinal,
+                lost[-1].ordinal,
+            )
+        self._journald_replaced = False
+        self._socket_id = identity
+
+    def _check_at_close(self) -> None:
+        """journald restarted after the last batch: its queue may have held that batch's tail."""
+        if not self._sending.acquire(blocking=False):
+            return  # a batch is still being retried (the router gave up on it): it reports itself
+        try:
+            if socket_identity(self.socket_path) != self._socket_id or self._journald_replaced:
+                self._resend_lost()
+        except OSError as err:
+            log.warning("journald unreachable at close; container %s: %s", self.info.id(), err)
+        finally:
+            self._sending.release()
 
     async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(EXECUTOR, self._check_at_close)
         self._closing.set()
         self.progress.closed = True
 

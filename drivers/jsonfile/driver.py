@@ -7,10 +7,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from logship.drivers.base import Run
 from logship.drivers.jsonfile.decode import JSON_LINES
 from logship.drivers.jsonfile.encode import BatchEncoder
-from logship.drivers.util.logfile import LogFile, LogFileError, Rotation
-from logship.drivers.util.logreader import read_log
+from logship.drivers.util.diskfull import append_batch
+from logship.drivers.util.logfile import LogFile, Rotation
+from logship.drivers.util.logreader import read_log, read_log_text
 from logship.pipeline.message import Batch, Message
 from logship.pipeline.readconfig import ReadConfig
 
@@ -44,17 +46,7 @@ class JSONFileDriver:
         return self._file.path
 
     async def log(self, batch: Batch) -> None:
-        if self._file.closed:
-            raise LogFileError("cannot write because the output file was closed")
-        try:
-            await asyncio.to_thread(self._write, batch)
-        finally:
-            self._file.changed.notify()  # followers read whatever made it to disk
-
-    def _write(self, batch: Batch) -> None:
-        blob = self._encoder.encode(batch)
-        if blob:
-            self._file.write(blob, batch.timestamp_ns)
+        await append_batch(self._file, batch, self._encoder.encode, log)
 
     async def close(self) -> None:
         try:
@@ -64,3 +56,6 @@ class JSONFileDriver:
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[list[Message]]:
         return read_log(self._file, JSON_LINES, config, log)
+
+    def read_text(self, config: ReadConfig) -> AsyncIterator[list[Run]]:
+        return read_log_text(self._file, JSON_LINES, config, log)

@@ -11,13 +11,16 @@ Escaping of `log` (ffjson's): `"` and `\\` backslashed, `\\n` and `\\r` short, e
 everything else (DEL, valid UTF-8) raw.
 
 Speed: a batch shares one stream and one timestamp, so in the usual case (nothing to escape anywhere in
-the batch) a whole batch is one `join`; only lines that need escaping take the slower path.
+the batch) a whole batch is one `replace` on its text (or one `join` of its lines); only lines that need
+escaping take the slower path.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import Mapping
+
+import orjson
 
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.pipeline.message import Batch
@@ -76,6 +79,18 @@ def _escape(data: bytes, ascii_escapes: dict[int, bytes]) -> bytes:
     return data
 
 
+def _is_plain(text: bytes, newlines: int) -> bool:
+    """Whether `text`, holding exactly `newlines` newlines, has nothing else json-file escapes.
+
+    orjson (SIMD) escapes exactly the bytes below 0x20, `"` and `\\`, each into two or more characters, so
+    on ASCII its output is 2 (the quotes) + `newlines` bytes longer only if nothing else needed escaping;
+    `<`, `>` and `&` are found by memchr. About 4x faster than `translate` on clean text.
+    """
+    if not text.isascii() or b"<" in text or b">" in text or b"&" in text:
+        return False
+    return len(orjson.dumps(text.decode("ascii"))) == len(text) + 2 + newlines
+
+
 def escape_log(line: bytes) -> bytes:
     """The line as it appears between the quotes of `"log":"..."`."""
     return _escape(line, _LOG_ESCAPES)
@@ -104,15 +119,20 @@ class BatchEncoder:
 
     def encode(self, batch: Batch) -> bytes:
         """The batch's lines as json-file records, each ending in a newline."""
-        lines = batch.lines
-        if not lines:
+        if not len(batch):
             return b""
         stream = b'"stream":' + json_string(batch.stream) + b"," if batch.stream else b""
         # Everything after the log text: `","stream":"stdout",` attrs `"time":"..."}` and the newline.
         after_log = stream + self._attrs + b'"time":"' + format_rfc3339nano(batch.timestamp_ns).encode() + b'"}\n'
+        whole_line_end = b'\\n",' + after_log
+        text = batch.text
+        if text is not None and _is_plain(text, len(batch) - 1):
+            # The usual batch: whole lines, nothing to escape; each newline becomes the end of one record
+            # and the start of the next, without one object per line.
+            return _LOG_PREFIX + text.replace(b"\n", whole_line_end + _LOG_PREFIX) + whole_line_end
+        lines = batch.lines
         if b"".join(lines).translate(None, _NEVER_ESCAPED):
             lines = [escape_log(line) if line.translate(None, _NEVER_ESCAPED) else line for line in lines]
-        whole_line_end = b'\\n",' + after_log
         if not batch.partials:
             return _LOG_PREFIX + (whole_line_end + _LOG_PREFIX).join(lines) + whole_line_end
         piece_end = b'",' + after_log

@@ -10,6 +10,7 @@ it falls back to a forward walk over that file, which resynchronises past the da
 
 from __future__ import annotations
 
+from logship.drivers.base import Run
 from logship.drivers.local import framing, record
 from logship.drivers.util.logreader import ReadAt
 from logship.pipeline.message import Message
@@ -25,6 +26,31 @@ class LocalRecords:
         found = framing.scan(data, at_end=True)
         messages, undecodable = record.decode_records(data, found.payloads)
         return messages, found.damaged + undecodable
+
+    def decode_text(self, data: bytes) -> tuple[list[Run], int]:
+        found = framing.scan(data, at_end=True)
+        runs, undecodable = record.decode_text_records(data, found.payloads)
+        return runs, found.damaged + undecodable
+
+    def record_at(self, read_at: ReadAt, offset: int, end: int) -> tuple[int, int] | None:
+        position = offset
+        while position < end:
+            block = read_at(position, min(_BLOCK, end - position))
+            if not block:
+                return None
+            magic = block.find(framing.MAGIC)
+            if magic < 0:  # the last bytes may begin a magic: look again from there
+                position += max(1, len(block) - len(framing.MAGIC) + 1)
+                continue
+            start = position + magic
+            found = _intact_frame_at(read_at, start, end)
+            if found is not None:
+                frame, (payload_start, payload_end) = found
+                timestamp_ns = record.timestamp_of(frame, payload_start, payload_end)
+                if timestamp_ns is not None:
+                    return start, timestamp_ns
+            position = start + 1
+        return None
 
     def tail_start(self, read_at: ReadAt, end: int, count: int) -> tuple[int, int]:
         if end <= 0 or count <= 0:
@@ -50,6 +76,21 @@ def _lines_of_intact_frame(frame: bytes) -> int | None:
         return None
     start, end = found.payloads[0]
     return record.line_count(frame[start : start + record.HEAD.size], end - start)
+
+
+def _intact_frame_at(read_at: ReadAt, start: int, end: int) -> tuple[bytes, tuple[int, int]] | None:
+    """The frame starting at `start` and the span of its payload, if it is intact (CRC checked)."""
+    head = read_at(start, framing.HEAD.size)
+    if len(head) != framing.HEAD.size:
+        return None
+    magic, length = framing.HEAD.unpack(head)
+    if magic != framing.MAGIC or length > framing.MAX_PAYLOAD or start + length + framing.OVERHEAD > end:
+        return None
+    frame = read_at(start, length + framing.OVERHEAD)
+    found = framing.scan(frame, at_end=True)
+    if len(found.payloads) != 1 or found.damaged:
+        return None
+    return frame, found.payloads[0]
 
 
 def _tail_by_walking_forward(read_at: ReadAt, end: int, count: int, found: int) -> tuple[int, int]:

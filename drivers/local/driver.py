@@ -15,11 +15,13 @@ import os
 import struct
 from collections.abc import AsyncIterator, Mapping
 
+from logship.drivers.base import Run
 from logship.drivers.local import framing
 from logship.drivers.local.codec import LOCAL_RECORDS
 from logship.drivers.local.record import RecordEncoder
+from logship.drivers.util.diskfull import append_batch
 from logship.drivers.util.logfile import LogFile, LogFileError, Rotation
-from logship.drivers.util.logreader import read_log
+from logship.drivers.util.logreader import read_log, read_log_text
 from logship.pipeline.message import Batch, Message
 from logship.pipeline.readconfig import ReadConfig
 
@@ -45,20 +47,13 @@ class LocalDriver:
         return self._file.path
 
     async def log(self, batch: Batch) -> None:
-        if self._file.closed:
-            raise LogFileError("cannot write because the output file was closed")
-        try:
-            await asyncio.to_thread(self._write, batch)
-        finally:
-            self._file.changed.notify()  # followers read whatever made it to disk
+        await append_batch(self._file, batch, self._encode, log)
 
-    def _write(self, batch: Batch) -> None:
+    def _encode(self, batch: Batch) -> bytes:
         try:
-            blob = self._encoder.encode(batch)
+            return self._encoder.encode(batch)
         except (framing.RecordTooLarge, struct.error) as err:  # struct: a field beyond its format's range
             raise LogFileError(f"error writing log entry: {err}") from None
-        if blob:
-            self._file.write(blob, batch.timestamp_ns)
 
     async def close(self) -> None:
         try:
@@ -68,6 +63,9 @@ class LocalDriver:
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[list[Message]]:
         return read_log(self._file, LOCAL_RECORDS, config, log)
+
+    def read_text(self, config: ReadConfig) -> AsyncIterator[list[Run]]:
+        return read_log_text(self._file, LOCAL_RECORDS, config, log)
 
 
 def cut_torn_tail(path: str) -> int:

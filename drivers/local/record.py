@@ -31,8 +31,10 @@ import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import accumulate, repeat
 
+from logship.drivers.base import Run, runs_of
 from logship.drivers.local import framing
 from logship.pipeline.message import Batch, Message, PartialMeta
 
@@ -166,7 +168,27 @@ def decode_records(data: bytes, payloads: list[tuple[int, int]]) -> tuple[list[M
     return messages, bad
 
 
-def _decode(data: bytes, start: int, end: int, known_attrs: dict[bytes, dict[str, str]]) -> list[Message]:
+@dataclass
+class _Record:
+    """A record's fields, its lines still back to back in `text[text_start:]`."""
+
+    stream: str
+    timestamp_ns: int
+    lengths: array[int]
+    partials: list[tuple[int, PartialMeta]]
+    attrs: dict[str, str] | None
+    text: bytes
+    text_start: int
+
+    def lines(self) -> list[bytes]:
+        # BytesIO over bytes shares their buffer; mapping its read() over the lengths is the cheapest
+        # way to cut thousands of lines out of a record.
+        cutter = io.BytesIO(self.text)
+        cutter.seek(self.text_start)
+        return list(map(cutter.read, self.lengths))
+
+
+def _parse(data: bytes, start: int, end: int, known_attrs: dict[bytes, dict[str, str]]) -> _Record:
     version, flags, stream_length, timestamp_ns, count, partial_count, attrs_length = HEAD.unpack_from(data, start)
     if version != VERSION:
         raise RecordError(f"record version {version} is not known")
@@ -202,15 +224,52 @@ def _decode(data: bytes, start: int, end: int, known_attrs: dict[bytes, dict[str
         text_start, text_end = 0, len(text)
     if text_start + sum(lengths) != text_end:
         raise RecordError("line lengths do not add up to the record's size")
-    # BytesIO over bytes shares their buffer; mapping its read() over the lengths is the cheapest
-    # way to cut thousands of lines out of a record.
-    cutter = io.BytesIO(text)
-    cutter.seek(text_start)
-    lines = list(map(cutter.read, lengths))
+    return _Record(stream, timestamp_ns, lengths, partials, attrs, text, text_start)
+
+
+def _decode(data: bytes, start: int, end: int, known_attrs: dict[bytes, dict[str, str]]) -> list[Message]:
+    record = _parse(data, start, end, known_attrs)
+    lines, stream, timestamp_ns, attrs = record.lines(), record.stream, record.timestamp_ns, record.attrs
     if attrs:
         messages = list(map(Message, lines, repeat(stream), repeat(timestamp_ns), repeat(None), repeat(attrs)))
     else:
         messages = list(map(Message, lines, repeat(stream), repeat(timestamp_ns)))
-    for index, meta in partials:
+    for index, meta in record.partials:
         messages[index].partial = meta
     return messages
+
+
+def decode_text_records(data: bytes, payloads: list[tuple[int, int]]) -> tuple[list[Run], int]:
+    """What `logs` prints for the records at `payloads` (`runs_of` their messages, without making them),
+    and how many records could not be decoded (skipped)."""
+    runs: list[tuple[str, list[bytes]]] = []  # texts of a run joined at the end: records can be small
+    bad = 0
+    known_attrs: dict[bytes, dict[str, str]] = {}
+    for start, end in payloads:
+        try:
+            record = _parse(data, start, end, known_attrs)
+        except (RecordError, struct.error, UnicodeDecodeError):
+            bad += 1
+            continue
+        if record.partials:  # pieces of long lines: only some lines end with a newline
+            found = runs_of(_decode(data, start, end, known_attrs))
+        elif record.lengths:
+            found = [(record.stream, b"\n".join(record.lines()) + b"\n")]
+        else:
+            found = []
+        for stream, text in found:
+            if not text:  # an empty piece of a long line: nothing to print
+                continue
+            if runs and runs[-1][0] == stream:
+                runs[-1][1].append(text)
+            else:
+                runs.append((stream, [text]))
+    return [(stream, b"".join(texts)) for stream, texts in runs], bad
+
+
+def timestamp_of(data: bytes, start: int, end: int) -> int | None:
+    """The timestamp of the record whose payload is data[start:end]; None when it does not decode."""
+    try:
+        return _parse(data, start, end, {}).timestamp_ns
+    except (RecordError, struct.error, UnicodeDecodeError):
+        return None

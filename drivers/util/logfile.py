@@ -13,7 +13,10 @@ that finds record boundaries, so json-file and local share the rotation rules:
 
 Readers (`logreader`) open files through `open_history` / `open_since` so a rotation never renames
 files between their look-up and their open. All methods but the notifier are thread-safe and block:
-drivers call them from a worker thread.
+drivers call them from a worker thread, except `write_if_quick`, made for the event loop: a small append
+to the page cache (or a rotation: a few renames) takes microseconds, far less than the hop to a thread, so
+it is done on the spot unless it would wait for a compression or another writer, or the disk has lately
+been slow.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -34,11 +38,23 @@ from logship.errors import SystemError_
 NextRecord = Callable[[bytes, int], int]
 
 FILE_MODE = 0o640
+# Drivers encode batches up to this many bytes of lines on the event loop (json-file: about 1 ms per MiB)
+# and append them with write_if_quick; bigger ones are encoded and written in a thread.
+INLINE_BATCH_BYTES = 256 << 10
+# write_if_quick: SLOW_WRITES_IN_A_ROW writes that each took longer than SLOW_WRITE_S (the kernel throttles
+# dirty pages, the disk is slow) send the following writes to a thread for SLOW_DISK_BACKOFF_S, so the event
+# loop is not held up again. In a row, because on a busy machine one quick write can be preempted for tens
+# of ms; a slow disk is slow every time.
+SLOW_WRITE_S = 0.02
+SLOW_WRITES_IN_A_ROW = 3
+SLOW_DISK_BACKOFF_S = 5.0
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
 class LogFileError(SystemError_):
     """A write that did not happen; the message is Docker's (`error writing log entry: ...`)."""
+
+    written = 0  # bytes of the blob (whole records) that are in the file despite the error
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,11 @@ class LogFile:
         self._write_lock = threading.Lock()  # one writer at a time, rotation included
         self._fsop_lock = threading.Lock()  # renames vs. readers opening files by name
         self._compression: threading.Thread | None = None
+        # Rotation and reading touch only the rotated files that can exist: a huge max-file must not
+        # cost one rename (or open) per possible name on every rotation.
+        self._rotated_files = _highest_rotated_index(path, rotation.max_files - 1)
+        self._slow_until = 0.0  # monotonic time until which write_if_quick declines
+        self._slow_writes = 0  # write_if_quick's writes in a row that were slow
         self.changed = ChangeNotifier()  # the owner announces writes on it, from the event loop
 
     @property
@@ -101,23 +122,56 @@ class LogFile:
     def write(self, blob: bytes, timestamp_ns: int) -> None:
         """Append whole records (all stamped `timestamp_ns`), rotating between records as needed."""
         with self._write_lock:
-            if self._closed:
-                raise LogFileError("cannot write because the output file was closed")
-            max_size = self.rotation.max_size
-            view = memoryview(blob)
-            start = 0
-            while start < len(blob):
-                if max_size > 0 and self._size >= max_size:
-                    try:
-                        self._rotate()
-                    except OSError as err:
-                        raise LogFileError(f"error rotating log file: {err}") from err
-                if self._fd < 0:  # an earlier rotation could not reopen the file
-                    raise LogFileError("error writing log entry: the log file could not be reopened")
-                end = len(blob) if max_size <= 0 else self._next_record(blob, start + max_size - self._size)
+            self._write_locked(blob, timestamp_ns)
+
+    def write_if_quick(self, blob: bytes, timestamp_ns: int) -> bool:
+        """`write` on the spot if it cannot take long; False (nothing written) if it should go to a thread:
+        it would rotate while the previous rotation's compression is still running (rotating waits for it),
+        another write holds the file, or recent writes were slow. Errors are `write`'s."""
+        max_size = self.rotation.max_size
+        if max_size > 0 and self._size + len(blob) >= max_size and self._compressing():
+            return False
+        if time.monotonic() < self._slow_until or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            started = time.monotonic()
+            self._write_locked(blob, timestamp_ns)
+            finished = time.monotonic()
+            if finished - started <= SLOW_WRITE_S:
+                self._slow_writes = 0
+            else:
+                self._slow_writes += 1
+                if self._slow_writes >= SLOW_WRITES_IN_A_ROW:
+                    self._slow_until = finished + SLOW_DISK_BACKOFF_S
+        finally:
+            self._write_lock.release()
+        return True
+
+    def _write_locked(self, blob: bytes, timestamp_ns: int) -> None:
+        if self._closed:
+            raise LogFileError("cannot write because the output file was closed")
+        max_size = self.rotation.max_size
+        view = memoryview(blob)
+        start = 0
+        while start < len(blob):
+            if max_size > 0 and self._size >= max_size:
+                try:
+                    self._rotate()
+                except OSError as err:
+                    raise LogFileError(f"error rotating log file: {err}") from err
+            if self._fd < 0:  # an earlier rotation could not reopen the file
+                raise LogFileError("error writing log entry: the log file could not be reopened")
+            end = len(blob) if max_size <= 0 else self._next_record(blob, start + max_size - self._size)
+            try:
                 self._append(view[start:end])
-                self._last_time_ns = timestamp_ns
-                start = end
+            except LogFileError as err:
+                err.written = start  # the records before `start` are in the file: a retry must skip them
+                raise
+            self._last_time_ns = timestamp_ns
+            start = end
+
+    def _compressing(self) -> bool:
+        return self._compression is not None and self._compression.is_alive()
 
     def _append(self, data: memoryview) -> None:
         """Write all of `data` or, on failure, none of it: a torn record would break every reader."""
@@ -186,7 +240,9 @@ class LogFile:
                 os.unlink(f"{self.path}.{last}{suffix}")
             except FileNotFoundError:
                 pass
-        for index in range(last, 1, -1):
+        top = min(last, self._rotated_files + 1)
+        self._rotated_files = top
+        for index in range(top, 1, -1):
             for suffix in ("", ".gz"):
                 try:
                     os.rename(f"{self.path}.{index - 1}{suffix}", f"{self.path}.{index}{suffix}")
@@ -236,7 +292,7 @@ class LogFile:
             current = open(self.path, "rb")  # noqa: SIM115 - the reader owns it and closes it
             rotated: list[RotatedFile] = []
             if include_rotated:
-                for index in range(self.rotation.max_files - 1, 0, -1):
+                for index in range(self._rotated_files, 0, -1):
                     found = self._open_rotated(index)
                     if found is not None:
                         rotated.append(found)
@@ -269,3 +325,20 @@ class LogFile:
             except FileNotFoundError:
                 continue
         return None
+
+
+def _highest_rotated_index(path: str, last: int) -> int:
+    """The highest k <= `last` for which `path.k` or `path.k.gz` exists (0 if none): one directory scan."""
+    directory, name = os.path.split(path)
+    highest = 0
+    try:
+        entries = os.listdir(directory or ".")
+    except FileNotFoundError:
+        return 0
+    prefix = name + "."
+    for entry in entries:
+        if entry.startswith(prefix):
+            index = entry[len(prefix) :].removesuffix(".gz")
+            if index.isdigit() and int(index) <= last:
+                highest = max(highest, int(index))
+    return highest

@@ -20,6 +20,14 @@ knows the files. As Docker does (`loggerutils/logfile.go`):
 Improvement over Docker: a record that does not decode is skipped on its own (and counted in a
 warning); Docker drops the rest of the file.
 
+The fast path (`read_log_text`, for `logs` without --timestamps/--details): no Message per line but
+runs of one stream's bytes, decoded a chunk at a time by the codec (`TextCodec.decode_text`), and
+since/until turned into byte offsets by binary search over each file's records (`first_record`)
+instead of a time check on every record: `logs --since` near the end of a large log reads only the
+end. A whole file before `since` costs a few probes; a gzip file is still skipped by its `lastTime`.
+The output is byte for byte what `read_log` gives; the one caveat is a file whose time goes backwards
+where the search does not look (see `first_record`).
+
 Blocking work (reads, decompression, decoding) runs in worker threads, a chunk at a time.
 """
 
@@ -31,10 +39,12 @@ import os
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import BinaryIO, Protocol
+from itertools import pairwise
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
+from logship.drivers.base import Run, runs_of
 from logship.drivers.util import gzipextra
 from logship.drivers.util.logfile import LogFile, Position, RotatedFile, Snapshot
 from logship.drivers.util.timestamps import parse_rfc3339nano
@@ -61,6 +71,21 @@ class RecordCodec(Protocol):
         """Where the records holding the last `count` messages before `end` start, and how many messages
         those records hold: fewer if the file holds fewer, more when the first of them holds messages
         older than the last `count` (the reader drops those)."""
+        ...
+
+
+class TextCodec(RecordCodec, Protocol):
+    """A record format that also serves the fast `logs` path (`read_log_text`)."""
+
+    def decode_text(self, data: bytes) -> tuple[list[Run], int]:
+        """The whole records in `data` as runs (what `runs_of` makes of `decode`'s messages, byte for
+        byte), and how many records could not be decoded."""
+        ...
+
+    def record_at(self, read_at: ReadAt, offset: int, end: int) -> tuple[int, int] | None:
+        """The first record that starts at or after `offset` and decodes, in a file of `end` bytes: its
+        start and its timestamp; None if there is none. Records that do not decode are passed over, as
+        the decoder skips them."""
         ...
 
 
@@ -166,7 +191,7 @@ def read_log(
     return _read(file, snapshot, codec, config, logger)
 
 
-async def _nothing() -> AsyncIterator[list[Message]]:
+async def _nothing() -> AsyncIterator[Any]:
     return
     yield
 
@@ -211,13 +236,7 @@ def _select_history(
 ) -> list[tuple[_Segment, int, int]]:
     """The segments to read, oldest first: where to start in each and how many messages to drop there
     (only the oldest one picked for a tail can start with messages beyond the tail)."""
-    usable: list[_Segment] = []
-    for segment in segments:
-        if segment.compressed and since_ns:
-            last = segment.last_time_ns()
-            if last is not None and last < since_ns:
-                continue  # ends before `since`: not worth decompressing
-        usable.append(segment)
+    usable = _worth_reading(segments, since_ns)
     if tail < 0:
         return [(segment, 0, 0) for segment in usable if _prepared(segment, logger)]
     picked: list[tuple[_Segment, int, int]] = []
@@ -271,9 +290,181 @@ async def _read_span(
 
 def _read_chunk(segment: _Segment, codec: RecordCodec, offset: int, end: int) -> tuple[list[Message], int, int]:
     """Decode the whole records from `offset` on (about CHUNK_SIZE bytes); returns the next offset."""
+    data, next_offset = _whole_records(segment, codec, offset, end)
+    if not data:
+        return [], 0, next_offset
+    messages, bad = codec.decode(data)
+    return messages, bad, next_offset
+
+
+# ---- the fast path: runs of bytes instead of a Message per line ---------------------------------------
+
+
+def read_log_text(
+    file: LogFile, codec: TextCodec, config: ReadConfig, logger: logging.Logger
+) -> AsyncIterator[list[Run]]:
+    """What `read_log` yields, as runs (`runs_of`): the same bytes, without a Message per line.
+
+    The history of a full read (no `tail`) is decoded by `codec.decode_text` a chunk at a time, and
+    since/until become byte offsets found by binary search in each file (`_time_span`) instead of a
+    time check per record. A `tail` (a few records) and follow go through `read_log`'s path.
+    """
+    if config.tail >= 0:  # the last few records, or none before following: few messages
+        return _as_runs(read_log(file, codec, config, logger))
+    snapshot = file.open_history()
+    return _read_text(file, snapshot, codec, config, logger)
+
+
+async def _as_runs(messages: AsyncIterator[list[Message]]) -> AsyncIterator[list[Run]]:
+    async for batch in messages:
+        yield runs_of(batch)
+
+
+async def _read_text(
+    file: LogFile, snapshot: Snapshot, codec: TextCodec, config: ReadConfig, logger: logging.Logger
+) -> AsyncIterator[list[Run]]:
+    window = _TimeWindow(config.since_ns, config.until_ns)
+    opened = [_Segment.rotated(found) for found in snapshot.rotated]
+    opened.append(_Segment(file.path, snapshot.current, False, snapshot.position.size))
+    try:
+        for segment in await asyncio.to_thread(_worth_reading, opened, window.since_ns):
+            async for runs in _text_of_segment(segment, codec, window, logger):
+                yield runs
+            if window.finished:
+                return
+        for segment in opened[:-1]:
+            segment.close()
+        opened[:-1] = []
+        if config.follow:
+            async for messages in _follow(file, codec, window, opened, snapshot.position, logger):
+                yield runs_of(messages)
+    finally:
+        for segment in opened:
+            segment.close()
+
+
+def _worth_reading(segments: list[_Segment], since_ns: int) -> list[_Segment]:
+    """The segments but the compressed ones whose `lastTime` is before `since` (not worth decompressing)."""
+    usable: list[_Segment] = []
+    for segment in segments:
+        if segment.compressed and since_ns:
+            last = segment.last_time_ns()
+            if last is not None and last < since_ns:
+                continue
+        usable.append(segment)
+    return usable
+
+
+async def _text_of_segment(
+    segment: _Segment, codec: TextCodec, window: _TimeWindow, logger: logging.Logger
+) -> AsyncIterator[list[Run]]:
+    if not await asyncio.to_thread(_prepared, segment, logger):
+        return
+    span = await asyncio.to_thread(_time_span, segment, codec, window)
+    if span is None:  # times out of order in this file: only a look at every record is exact
+        async for messages in _read_span(segment, codec, 0, segment.end(), window, logger):
+            yield runs_of(messages)
+        return
+    start, stop = span
+    # The next chunk is read and decoded while the consumer sends this one (a worker thread and the
+    # event loop's socket writes overlap).
+    ahead: asyncio.Future[tuple[list[Run], int, int]] | None = None
+    try:
+        offset = start
+        while offset < stop:
+            if ahead is None:
+                ahead = asyncio.ensure_future(asyncio.to_thread(_read_text_chunk, segment, codec, offset, stop))
+            runs, bad, offset = await ahead
+            ahead = None
+            if offset < stop:
+                ahead = asyncio.ensure_future(asyncio.to_thread(_read_text_chunk, segment, codec, offset, stop))
+            if bad:
+                logger.warning("Error decoding log file %s: skipped %d undecodable record(s)", segment.path, bad)
+            if runs:
+                yield runs
+    finally:
+        if ahead is not None:  # the consumer left early: the chunk read ahead is not wanted
+            ahead.cancel()
+            ahead.add_done_callback(_ignore_outcome)
+    if stop < segment.end():
+        window.finished = True  # a record after `until` follows
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not report it as never retrieved
+
+
+def _time_span(segment: _Segment, codec: TextCodec, window: _TimeWindow) -> tuple[int, int] | None:
+    """The byte range of `segment` that the window lets through, found by binary search, and the window
+    updated as reading that range would update it; None (window untouched) when the search met
+    timestamps out of order, where Docker's record-by-record rules can pick another range."""
+    end = segment.end()
+    start = 0
+    since, until = window.since_ns, window.until_ns
+    if since:
+        found = first_record(codec, segment.read_at, 0, end, lambda ns: ns >= since)
+        if found is None:
+            return None
+        start = found
+    stop = end
+    if until and start < end:
+        found = first_record(codec, segment.read_at, start, end, lambda ns: ns > until)
+        if found is None:
+            return None
+        stop = found
+    if since and start < end:
+        window.since_ns = 0  # the first record at or after `since` was found: no more since checks
+    return start, stop
+
+
+def first_record(codec: TextCodec, read_at: ReadAt, start: int, end: int, passes: Callable[[int], bool]) -> int | None:
+    """Where the first record in [start, end) whose timestamp `passes` starts (`end` when none does),
+    by binary search over byte offsets: exact when the timestamps never go down along the file, so
+    `passes` (`>= since`, `> until`) is false and then true. None when the records looked at (the
+    first one always, then the probes) were out of time order: a search proves nothing there, and
+    the caller reads record by record. Disorder between probes goes unseen: a file whose time goes
+    backwards (streams stamped out of order under backpressure, a clock stepped back) can then start
+    or stop at another record than Docker's record-by-record rule."""
+    first = codec.record_at(read_at, start, end)
+    if first is None:
+        return end
+    if passes(first[1]):  # the first record passes: it is the first that does, in any order
+        return first[0]
+    seen = [first]  # (start, timestamp) of every record looked at
+    low, high, best = first[0] + 1, end, end  # every record starting before `low` fails; `best` passes
+    while low < high:
+        middle = (low + high) // 2
+        found = codec.record_at(read_at, middle, end)
+        if found is None or found[0] >= high:  # no record starts in [middle, high)
+            high = middle
+            continue
+        position, timestamp_ns = found
+        seen.append(found)
+        if passes(timestamp_ns):
+            best, high = position, middle
+        else:
+            low = position + 1
+    seen.sort()
+    if any(later[1] < earlier[1] for earlier, later in pairwise(seen)):
+        return None
+    return best
+
+
+def _read_text_chunk(segment: _Segment, codec: TextCodec, offset: int, end: int) -> tuple[list[Run], int, int]:
+    data, next_offset = _whole_records(segment, codec, offset, end)
+    if not data:
+        return [], 0, next_offset
+    runs, bad = codec.decode_text(data)
+    return runs, bad, next_offset
+
+
+def _whole_records(segment: _Segment, codec: RecordCodec, offset: int, end: int) -> tuple[bytes, int]:
+    """About CHUNK_SIZE bytes of whole records from `offset` on (more if one record is longer), and the
+    offset after them."""
     data = segment.read_at(offset, min(CHUNK_SIZE, end - offset))
     if not data:  # the file is shorter than expected (truncated behind our back): nothing more to read
-        return [], 0, end
+        return b"", end
     while offset + len(data) < end:
         complete = codec.complete_length(data)
         if complete:
@@ -283,8 +474,7 @@ def _read_chunk(segment: _Segment, codec: RecordCodec, offset: int, end: int) ->
         if not more:
             break
         data += more  # one record longer than a chunk
-    messages, bad = codec.decode(data)
-    return messages, bad, offset + len(data)
+    return data, offset + len(data)
 
 
 async def _follow(

@@ -60,8 +60,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             log.error("%s %s: %s", request.method, request.path, err)
         return error_response(str(err), err.status)
     except web.HTTPException as err:
+        if err.status in (404, 405):  # no such route: an API docker has that logship does not
+            return error_response(f"{request.method} {request.path} is not supported by logship", err.status)
+        if err.status == 413:  # aiohttp's reason alone does not say what the limit is
+            return error_response(f"request body too large: {(err.text or '').rstrip('.')} (bytes)", 413)
         if err.status >= 400:
-            return error_response(err.reason if err.status != 404 else f"page not found: {request.path}", err.status)
+            return error_response(err.reason, err.status)
         raise
     except (ConnectionResetError, BrokenPipeError):
         raise

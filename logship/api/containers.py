@@ -1,4 +1,4 @@
-"""`/containers/...`: create, start, stop, kill, wait, attach, inspect, logs, list, remove."""
+"""`/containers/...`: create, start, stop, restart, kill, wait, attach, inspect, logs, list, remove."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -59,6 +60,14 @@ async def stop(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def restart(request: web.Request) -> web.Response:
+    container = _container(request)
+    timeout = _int_query(request, "t", "timeout")
+    sig = parse_signal(request.query["signal"]) if request.query.get("signal") else None
+    await backend(request).containers.restart(container, timeout, sig)
+    return web.Response(status=204)
+
+
 async def kill(request: web.Request) -> web.Response:
     container = _container(request)
     sig = parse_signal(request.query.get("signal") or "SIGKILL")
@@ -99,11 +108,24 @@ def _filters(request: web.Request) -> dict[str, list[str]]:
         data = json.loads(raw)
     except json.JSONDecodeError:
         raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
+    shape = 'filters must be a JSON object of lists of strings, e.g. {"status": ["exited"]}'
+    if not isinstance(data, dict):
+        raise InvalidParameter(f"invalid filters: {raw!r}: {shape}")
     filters: dict[str, list[str]] = {}
     for key, value in data.items():
         if key not in _FILTER_KEYS:
             raise InvalidParameter(f"invalid filter '{key}'")
-        filters[key] = list(value) if isinstance(value, list) else [k for k, on in value.items() if on]
+        if isinstance(value, dict):  # Docker's older spelling: {"status": {"exited": true}}
+            value = [k for k, on in value.items() if on]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidParameter(f"invalid filter '{key}': {shape}")
+        if key == "name":
+            for pattern in value:
+                try:
+                    re.compile(pattern)
+                except re.error as err:
+                    raise InvalidParameter(f"invalid filter 'name={pattern}': {err}") from None
+        filters[key] = value
     return filters
 
 
@@ -134,7 +156,8 @@ async def list_containers(request: web.Request) -> web.Response:
     limit = _int_query(request, "limit") or -1
     result: list[dict[str, Any]] = []
     for container in backend(request).containers.all():
-        if not show_all and not container.record.state.running and "status" not in filters:
+        live = container.record.state.running or container.record.state.restarting
+        if not show_all and not live and "status" not in filters:
             continue
         if _matches(container, filters):
             result.append(container.record.to_summary())
@@ -188,17 +211,27 @@ async def logs(request: web.Request) -> web.StreamResponse:
         since_ns=parse_timestamp(request.query.get("since", ""), "since"),
         until_ns=parse_timestamp(request.query.get("until", ""), "until"),
         tail=tail if tail >= 0 else -1,
-        follow=query_bool(request, "follow") and container.record.state.running,
+        # A restarting container's drivers stay open between runs: following it goes on across restarts.
+        follow=query_bool(request, "follow") and (container.record.state.running or container.record.state.restarting),
     )
     tty = container.record.tty
     encoder = LogEncoder(streams, query_bool(request, "timestamps"), query_bool(request, "details"), tty)
-    messages = await backend(request).containers.read_logs(container, config)
+    manager = backend(request).containers
+    # Undecorated output (the usual `logs`) is read as runs of bytes: no Message per line.
+    text = not (encoder.timestamps or encoder.details)
+    source: AsyncGenerator[Any, None]
+    chunks: AsyncIterator[bytes]
+    if text:
+        runs = await manager.read_log_text(container, config)
+        source, chunks = runs, (encoder.encode_runs(batch) async for batch in runs)
+    else:
+        messages = await manager.read_logs(container, config)
+        source, chunks = messages, (encoder.encode(batch) async for batch in messages)
     response = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
-        async for batch in messages:
-            data = encoder.encode(batch)
+        async for data in chunks:
             if data:
                 await response.write(data)
     except (ConnectionResetError, asyncio.CancelledError):
@@ -208,7 +241,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(ConnectionResetError):
             await response.write(error_frame(str(err), tty))
     finally:
-        await messages.aclose()
+        await source.aclose()
     await response.write_eof()
     return response
 
@@ -277,6 +310,7 @@ def register(app: web.Application) -> None:
     add_route(app, "GET", "/containers/{id}/json", inspect)
     add_route(app, "POST", "/containers/{id}/start", start)
     add_route(app, "POST", "/containers/{id}/stop", stop)
+    add_route(app, "POST", "/containers/{id}/restart", restart)
     add_route(app, "POST", "/containers/{id}/kill", kill)
     add_route(app, "POST", "/containers/{id}/wait", wait)
     add_route(app, "POST", "/containers/{id}/attach", attach)

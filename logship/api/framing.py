@@ -4,6 +4,10 @@ Non-tty streams are multiplexed: every payload is preceded by an 8-byte header
 `[stream type, 0, 0, 0, size as uint32 big-endian]` with type 1 stdout, 2 stderr, 3 a daemon error.
 Tty streams are raw bytes. `logs -t` prefixes `2006-01-02T15:04:05.000000000Z ` (always nine digits)
 and `--details` then prefixes `k=v,k=v ` (attrs sorted, URL query escaped; a lone space when none).
+
+A frame carries bytes, not lines: dockerd sends one frame per message, but any client demultiplexes by
+stream and size only, so runs of one stream's lines go out as one frame (`encode_runs`): far fewer
+headers to write and to parse, for the same output.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections.abc import Iterable
 from urllib.parse import quote_plus
 
+from logship.drivers.base import Run
 from logship.pipeline.message import STDERR, STDOUT, Message
 
 STREAM_STDIN = 0
@@ -87,4 +92,18 @@ class LogEncoder:
             else:
                 parts.append(_HEADER.pack(STREAM_TYPES[message.stream], len(payload)))
                 parts.append(payload)
+        return b"".join(parts)
+
+    def encode_runs(self, runs: Iterable[Run]) -> bytes:
+        """Runs (undecorated: the fast path is for requests without timestamps or details) as one frame
+        each, or raw bytes on a tty."""
+        if self.timestamps or self.details:
+            raise ValueError("runs carry no timestamps or attributes: decorate messages instead")
+        parts: list[bytes] = []
+        for stream, text in runs:
+            if stream not in self.streams or not text:
+                continue
+            if not self.tty:
+                parts.append(_HEADER.pack(STREAM_TYPES[stream], len(text)))
+            parts.append(text)
         return b"".join(parts)

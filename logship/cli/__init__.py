@@ -1,39 +1,101 @@
 """The `logship` command line: thin click commands over the daemon's API (docker's habits, logship's daemon).
 
-Commands live in small modules by topic; each talks to the daemon through `logship.client`.
+Commands live in small modules by topic; each talks to the daemon through `logship.client`. A command's
+module is imported only when that command runs (or `--help` lists them all), so `logship logs` does not
+pay for the imports of `run`, `load` or `daemon`: the CLI's start-up is part of every command's latency.
 """
 
 from __future__ import annotations
 
+import importlib
+import signal
 import sys
 
 import click
 
-from logship.cli import containers, images, logs, stats, system
+from logship import __version__
 from logship.cli.common import CliState
-from logship.client import APIError, DaemonUnreachable
+from logship.client import APIError, DaemonUnreachable, UnusableTLSFiles, resolve_tls
+from logship.http1 import ProtocolError
+
+# Every command, and the module in logship/cli/ that defines it (in that module's COMMANDS); a command
+# missing here does not exist for the CLI (tests/test_cli_startup.py checks the table against the modules).
+COMMAND_MODULES = {
+    "create": "containers",
+    "inspect": "containers",
+    "kill": "containers",
+    "ps": "containers",
+    "restart": "containers",
+    "rm": "containers",
+    "run": "containers",
+    "start": "containers",
+    "stop": "containers",
+    "wait": "containers",
+    "images": "images",
+    "import": "images",
+    "load": "images",
+    "rmi": "images",
+    "logs": "logs",
+    "stats": "stats",
+    "daemon": "system",
+    "info": "system",
+    "version": "system",
+}
 
 
-@click.group(context_settings={"help_option_names": ["--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """A click group that imports a command's module when the command is looked up, not at start-up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        commands: list[click.Command] = importlib.import_module(f"logship.cli.{module_name}").COMMANDS
+        return next(command for command in commands if command.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["--help"], "max_content_width": 110})
 @click.option(
     "-H",
     "--host",
-    metavar="unix:///PATH",
-    help="Daemon socket to connect to (default: $LOGSHIP_HOST or /run/logship.sock as root).",
+    metavar="URL",
+    help="Daemon to connect to: unix:///PATH or tcp://HOST:PORT (default: $LOGSHIP_HOST, else "
+    "/run/logship.sock as root).",
 )
-@click.version_option(package_name="logship", prog_name="logship")
+@click.option("--tls", is_flag=True, help="Use TLS with a tcp:// daemon, without checking its certificate.")
+@click.option(
+    "--tlsverify",
+    is_flag=True,
+    help="Use TLS and check the daemon's certificate against --tlscacert (default: $LOGSHIP_TLS_VERIFY set).",
+)
+@click.option("--tlscacert", metavar="PATH", help="CA the daemon's certificate must be signed by [CERTS/ca.pem].")
+@click.option("--tlscert", metavar="PATH", help="Our client certificate [CERTS/cert.pem].")
+@click.option("--tlskey", metavar="PATH", help="Our client certificate's key [CERTS/key.pem].")
+# The version `logship version` prints too; asking the installed metadata for it would import email & co.
+@click.version_option(version=__version__, prog_name="logship")
 @click.pass_context
-def cli(ctx: click.Context, host: str | None) -> None:
-    """Run containers and ship their logs, the way Docker's logging works."""
-    ctx.obj = CliState(host)
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    tls: bool,
+    tlsverify: bool,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+) -> None:
+    """Run containers and ship their logs, the way Docker's logging works.
 
-
-for module in (containers, logs, images, stats, system):
-    for command in module.COMMANDS:
-        cli.add_command(command)
+    CERTS is $LOGSHIP_CERT_PATH, else ~/.logship. TLS options apply to tcp:// daemons only.
+    """
+    ctx.obj = CliState(host, resolve_tls(tls, tlsverify, tlscacert, tlscert, tlskey))
 
 
 def main() -> None:
+    # Like cat: when the reader of our output goes away (`logship logs x | head`), end quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -46,8 +108,11 @@ def main() -> None:
     except APIError as err:
         print(f"Error response from daemon: {err}", file=sys.stderr)
         sys.exit(1)
-    except DaemonUnreachable as err:
+    except (DaemonUnreachable, UnusableTLSFiles) as err:
         print(err, file=sys.stderr)
+        sys.exit(1)
+    except ProtocolError as err:  # the daemon went away in the middle of a stream (it was stopped, say)
+        print(f"error reading the daemon's answer: {err}", file=sys.stderr)
         sys.exit(1)
     except BrokenPipeError:
         sys.stderr.close()  # `logship logs ... | head`: the reader left, nothing to report

@@ -7,23 +7,22 @@ from collections.abc import Sequence
 
 import click
 
-from logship.client import Client, autostart
+from logship.client import Client, TLSOptions
 from logship.humanize import human_duration
 
 
 class CliState:
-    def __init__(self, host: str | None) -> None:
+    def __init__(self, host: str | None, tls: TLSOptions | None = None) -> None:
         self.host = host
+        self.tls = tls
         self._client: Client | None = None
 
     def client(self) -> Client:
         if self._client is None:
             try:
-                client = Client(self.host)
+                self._client = Client(self.host, self.tls, start_daemon=True)
             except ValueError as err:
                 raise click.UsageError(str(err)) from None
-            autostart(client)
-            self._client = client
         return self._client
 
 

@@ -1,4 +1,4 @@
-"""Container commands: run, create, start, ps, inspect, wait, stop, kill, rm."""
+"""Container commands: run, create, start, restart, ps, inspect, wait, stop, kill, rm."""
 
 from __future__ import annotations
 
@@ -69,6 +69,21 @@ def _parse_cpus(value: str | None) -> int:
         ) from None
 
 
+def _parse_restart(value: str | None, auto_remove: bool) -> dict[str, Any] | None:
+    """`--restart no|on-failure[:N]|always|unless-stopped`; the daemon checks names and counts."""
+    if not value:
+        return None
+    from logship.daemon.restart import NO, parse_flag
+
+    try:
+        policy = parse_flag(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--restart") from None
+    if auto_remove and policy["Name"] not in ("", NO):
+        raise click.UsageError("conflicting options: cannot specify both --restart and --rm")
+    return policy
+
+
 def create_options(f: Any) -> Any:
     """The options `create` and `run` share."""
     options = [
@@ -91,6 +106,11 @@ def create_options(f: Any) -> Any:
             "--network", "--net", "network", default="none", show_default=True, help="Network mode: none or host."
         ),
         click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
+        click.option(
+            "--restart",
+            "restart_policy",
+            help="Restart policy when the container exits: no, on-failure[:max-retries], always, unless-stopped.",
+        ),
         click.option("--stop-signal", help="Signal to stop the container (default SIGTERM)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
@@ -131,6 +151,9 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
         body["Entrypoint"] = [params["entrypoint"]] if params["entrypoint"] else [""]
     if params["stop_signal"]:
         body["StopSignal"] = params["stop_signal"]
+    policy = _parse_restart(params["restart_policy"], params["auto_remove"])
+    if policy is not None:
+        body["HostConfig"]["RestartPolicy"] = policy
     return body
 
 
@@ -330,18 +353,30 @@ def render_format(template: str, data: Any) -> str:
     return re.sub(r"\{\{(.*?)\}\}", action, template)
 
 
+INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json"}
+
+
 @click.command()
 @click.option("-f", "--format", "fmt", help="Format the output using a template ({{.State.Status}}, {{json .X}}).")
-@click.argument("containers", nargs=-1, required=True)
-def inspect(fmt: str | None, containers: tuple[str, ...]) -> None:
-    """Display detailed information on one or more containers."""
+@click.option("--type", "kind", type=click.Choice(sorted(INSPECT_PATHS)), help="Only look for this kind of object.")
+@click.argument("objects", nargs=-1, required=True)
+def inspect(fmt: str | None, kind: str | None, objects: tuple[str, ...]) -> None:
+    """Display detailed information on containers or images (containers first, as docker looks them up)."""
     client = get_client()
+    kinds = [kind] if kind else list(INSPECT_PATHS)
     results, failed = [], False
-    for ref in containers:
-        try:
-            results.append(client.json("GET", f"/containers/{path_quote(ref)}/json"))
-        except APIError as err:
-            click.echo(f"Error: {err}", err=True)
+    for ref in objects:
+        for each in kinds:
+            try:
+                results.append(client.json("GET", INSPECT_PATHS[each].format(path_quote(ref))))
+                break
+            except APIError as err:
+                if err.status != 404:
+                    click.echo(f"Error: {err}", err=True)
+                    failed = True
+                    break
+        else:
+            click.echo(f"Error: No such {kind or 'object'}: {ref}", err=True)
             failed = True
     if fmt:
         for result in results:
@@ -393,6 +428,20 @@ def stop(timeout: int | None, sig: str | None, containers: tuple[str, ...]) -> N
 
 
 @click.command()
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-s", "--signal", "sig", help="Signal to send to the container to stop it.")
+@click.argument("containers", nargs=-1, required=True)
+def restart(timeout: int | None, sig: str | None, containers: tuple[str, ...]) -> None:
+    """Restart one or more containers (stop if running, then start; resets the restart count)."""
+
+    def one(client: Client, ref: str) -> None:
+        client.request("POST", f"/containers/{path_quote(ref)}/restart", {"t": timeout, "signal": sig}).read()
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command()
 @click.option("-s", "--signal", "sig", default="SIGKILL", show_default=True, help="Signal to send.")
 @click.argument("containers", nargs=-1, required=True)
 def kill(sig: str, containers: tuple[str, ...]) -> None:
@@ -418,4 +467,4 @@ def rm(force: bool, containers: tuple[str, ...]) -> None:
     _each(containers, one)
 
 
-COMMANDS = [run, create, start, ps, inspect, wait, stop, kill, rm]
+COMMANDS = [run, create, start, restart, ps, inspect, wait, stop, kill, rm]

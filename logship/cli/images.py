@@ -1,23 +1,27 @@
-"""Image commands: import, images, rmi."""
+"""Image commands: import, load, images, rmi."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import stat
 import sys
 import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import click
 
 from logship.cli.common import ago, get_client, print_table
 from logship.client import APIError, path_quote
+from logship.http1 import Response
 from logship.humanize import human_size
 
 CHUNK = 1 << 20
+UPLOAD_BAR_WIDTH = 40
 
 
 def _file_chunks(stream: IO[bytes]) -> Iterator[bytes]:
@@ -76,6 +80,102 @@ def import_(change: tuple[str, ...], message: str, source: str, reference: str |
 
 
 @click.command()
+@click.option("-i", "--input", "source", metavar="FILE", help="Read from a tar archive file, instead of STDIN.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output (the upload progress bar).")
+def load(source: str | None, quiet: bool) -> None:
+    """Load images from a `docker save` tarball or an OCI image layout in a tar (gzip, bzip2, xz ok)."""
+    if source is None:
+        if sys.stdin.isatty():  # as docker: waiting for a terminal to type a tarball helps nobody
+            _fail("requested load from stdin, but stdin is empty")
+        stream: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below, after the upload
+        except OSError as err:
+            _fail(f"open {source}: {(err.strerror or str(err)).lower()}")
+    with stream:
+        size = _regular_file_size(stream)
+        bar = UploadBar(size) if size and not quiet and sys.stderr.isatty() else None
+        body = _file_chunks(stream) if bar is None else bar.track(_file_chunks(stream))
+        try:
+            # Always quiet for the daemon: the bar here shows the upload, which is most of a long load.
+            response = get_client().request(
+                "POST", "/images/load", {"quiet": "1"}, body, {"Content-Type": "application/x-tar"}
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+    error = _print_load_messages(response)
+    if error is not None:
+        _fail(error)
+
+
+def _fail(message: str) -> NoReturn:
+    """Print as the docker CLI prints load errors (the message alone) and exit 1."""
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def _regular_file_size(stream: IO[bytes]) -> int | None:
+    """The size of what `stream` will give, when it is a regular file (not a pipe) and so known."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _print_load_messages(response: Response) -> str | None:
+    """Print the daemon's `Loaded image: ...` lines as they come; the error it ended with, if any."""
+    for line in response:
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        if "errorDetail" in message or "error" in message:
+            return str((message.get("errorDetail") or {}).get("message") or message.get("error"))
+        if "stream" in message:
+            sys.stdout.write(message["stream"])
+            sys.stdout.flush()
+    return None
+
+
+class UploadBar:
+    """`Loading [=========>          ]  12.3MB/45.6MB` on stderr, redrawn in place (carriage return) as bytes go
+    out, at each whole percent so a big upload does not flood the terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self._drawn_percent = -1
+
+    def track(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+            self.sent += len(chunk)
+            self._draw()
+
+    def close(self) -> None:
+        if self._drawn_percent >= 0:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def _draw(self) -> None:
+        percent = min(self.sent * 100 // self.total, 100)
+        if percent == self._drawn_percent:
+            return
+        self._drawn_percent = percent
+        sys.stderr.write("\r" + render_upload_bar(self.sent, self.total))
+        sys.stderr.flush()
+
+
+def render_upload_bar(sent: int, total: int) -> str:
+    filled = min(sent * UPLOAD_BAR_WIDTH // total, UPLOAD_BAR_WIDTH) if total > 0 else 0
+    arrow = ">" if filled < UPLOAD_BAR_WIDTH else ""
+    bar = ("=" * filled + arrow).ljust(UPLOAD_BAR_WIDTH)
+    return f"Loading [{bar}] {human_size(sent):>8}/{human_size(total)}"
+
+
+@click.command()
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 def images(quiet: bool, no_trunc: bool) -> None:
@@ -113,4 +213,4 @@ def rmi(force: bool, image_refs: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-COMMANDS = [import_, images, rmi]
+COMMANDS = [import_, load, images, rmi]

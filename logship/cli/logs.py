@@ -5,7 +5,6 @@ Several containers at once are shown as `docker compose logs` shows a project: s
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 import sys
@@ -16,7 +15,8 @@ import click
 
 from logship.cli.common import get_client
 from logship.client import STREAM_HEADER, path_quote
-from logship.units import go_duration_or_none
+
+STREAM_STDOUT, STREAM_STDERR, STREAM_SYSTEMERR = 1, 2, 3  # Docker's frame types
 
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d{2}:\d{2})?$"
@@ -32,6 +32,8 @@ def api_timestamp(value: str, name: str, now: float | None = None) -> str:
     """
     if not value:
         return ""
+    from logship.units import go_duration_or_none  # only here: plain `logs` starts without it
+
     duration = go_duration_or_none(value)
     if duration is not None and value != "0":
         return str(int((now if now is not None else time.time()) - duration))
@@ -43,6 +45,8 @@ def api_timestamp(value: str, name: str, now: float | None = None) -> str:
         if zone is None:
             seconds = int(time.mktime((*fields, 0, 0, -1)))
         else:
+            import calendar  # only here: it imports locale, which plain `logs` does without
+
             seconds = calendar.timegm((*fields, 0, 0, 0))
             if zone not in ("Z", "z"):
                 offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
@@ -54,42 +58,50 @@ def api_timestamp(value: str, name: str, now: float | None = None) -> str:
 
 
 def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
-    """Demultiplex Docker's framed stream in large reads, writing each run of same-stream frames at once."""
-    buffer = b""
+    """Demultiplex Docker's framed stream in large reads. A frame's payload is copied as it arrives (a
+    frame can span many reads: logship sends a run of lines as one frame), and consecutive pieces for
+    one stream go out in one write."""
     read = getattr(response, "read1", response.read)
-    while True:
-        chunk = read(1 << 20)
-        if not chunk:
-            break
-        buffer = buffer + chunk if buffer else chunk
-        position, end = 0, len(buffer)
-        out: list[bytes] = []
-        err: list[bytes] = []
-        while end - position >= 8:
-            stream_type, size = STREAM_HEADER.unpack_from(buffer, position)
-            if end - position - 8 < size:
-                break
-            payload = buffer[position + 8 : position + 8 + size]
-            position += 8 + size
-            if stream_type == 2:
-                if out:
-                    stdout.write(b"".join(out))
-                    out = []
-                err.append(payload)
-            elif stream_type == 3:
-                raise click.ClickException("error from daemon in stream: " + payload.decode(errors="replace").strip())
-            else:
-                if err:
-                    stderr.write(b"".join(err))
-                    err = []
-                out.append(payload)
-        if out:
-            stdout.write(b"".join(out))
-            stdout.flush()
-        if err:
-            stderr.write(b"".join(err))
-            stderr.flush()
-        buffer = buffer[position:]
+    pending = b""  # the beginning of a frame header that a read cut off
+    stream_type, left = STREAM_STDOUT, 0  # the frame being copied, and how much of its payload is to come
+    daemon_error = b""
+    while chunk := read(1 << 20):
+        data = pending + chunk if pending else chunk
+        pending = b""
+        view = memoryview(data)
+        position, end = 0, len(data)
+        target: IO[bytes] | None = None
+        pieces: list[memoryview] = []
+        while position < end:
+            if not left:
+                if end - position < STREAM_HEADER.size:
+                    pending = data[position:]
+                    break
+                stream_type, left = STREAM_HEADER.unpack_from(data, position)
+                position += STREAM_HEADER.size
+                continue
+            piece = view[position : position + left]
+            position += len(piece)
+            left -= len(piece)
+            if stream_type == STREAM_SYSTEMERR:
+                daemon_error += piece
+                if not left:
+                    message = daemon_error.decode(errors="replace").strip()
+                    raise click.ClickException("error from daemon in stream: " + message)
+                continue
+            out = stderr if stream_type == STREAM_STDERR else stdout
+            if out is not target:
+                _write_all(target, pieces)
+                target, pieces = out, []
+            pieces.append(piece)
+        _write_all(target, pieces)
+        stdout.flush()
+        stderr.flush()
+
+
+def _write_all(target: IO[bytes] | None, pieces: list[memoryview]) -> None:
+    if target is not None and pieces:
+        target.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
 
 def copy_raw(response: IO[bytes], stdout: IO[bytes]) -> None:

@@ -22,7 +22,6 @@ Everything happens on the client, over the ordinary `GET /containers/{id}/logs`:
 from __future__ import annotations
 
 import bisect
-import http.client
 import queue
 import re
 import sys
@@ -251,7 +250,7 @@ class Feed(threading.Thread):
             error = f"Error response from daemon: {err}"
         except DaemonUnreachable as err:
             error = str(err)
-        except (OSError, http.client.HTTPException) as err:
+        except OSError as err:  # the client's protocol errors are ConnectionErrors too
             error = f"error reading the logs: {err}"
         except Exception as err:  # a bug here must end this container's stream, never hang the whole command
             error = f"error reading the logs: {err!r}"

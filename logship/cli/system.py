@@ -89,7 +89,13 @@ def version() -> None:
 
 
 @click.command()
-@click.option("-H", "--host", "hosts", multiple=True, help="Socket to listen on (unix:///PATH); repeatable.")
+@click.option(
+    "-H",
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Where to serve the API: unix:///PATH or tcp://HOST:PORT (needs --tlsverify or --insecure-tcp); repeatable.",
+)
 @click.option("--data-root", help="Root of persistent state (default /var/lib/logship as root).")
 @click.option("--config-file", help="daemon.json to read (default /etc/logship/daemon.json as root).")
 @click.option(
@@ -100,6 +106,22 @@ def version() -> None:
 )
 @click.option("--log-driver", help="Default log driver for containers.")
 @click.option("--log-opt", multiple=True, help="Default log driver option (KEY=value); repeatable.")
+@click.option("--tls", is_flag=True, default=None, help="Serve tcp:// hosts over TLS; implied by --tlsverify.")
+@click.option(
+    "--tlsverify",
+    is_flag=True,
+    default=None,
+    help="Serve tcp:// hosts over TLS and accept only clients whose certificate --tlscacert signed.",
+)
+@click.option("--tlscacert", metavar="PATH", help="CA that signs client certificates (default ~/.logship/ca.pem).")
+@click.option("--tlscert", metavar="PATH", help="The daemon's TLS certificate (default ~/.logship/cert.pem).")
+@click.option("--tlskey", metavar="PATH", help="The daemon's TLS private key (default ~/.logship/key.pem).")
+@click.option(
+    "--insecure-tcp",
+    is_flag=True,
+    default=None,
+    help="Serve tcp:// hosts without TLS: anyone who can connect controls this machine as root.",
+)
 def daemon(
     hosts: tuple[str, ...],
     data_root: str | None,
@@ -107,6 +129,12 @@ def daemon(
     log_level: str | None,
     log_driver: str | None,
     log_opt: tuple[str, ...],
+    tls: bool | None,
+    tlsverify: bool | None,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    insecure_tcp: bool | None,
 ) -> None:
     """Run the logship daemon in the foreground."""
     from logship.daemon.server import run
@@ -125,6 +153,12 @@ def daemon(
         log_level=log_level,
         log_driver=log_driver,
         log_opts=opts or None,
+        tls=tls,
+        tls_verify=tlsverify,
+        tls_ca_cert=tlscacert,
+        tls_cert=tlscert,
+        tls_key=tlskey,
+        insecure_tcp=insecure_tcp,
     )
     raise SystemExit(run(flags))
 

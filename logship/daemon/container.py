@@ -32,7 +32,8 @@ def rfc3339_nano(ns: int) -> str:
 
 @dataclass
 class State:
-    status: str = "created"  # created | running | exited | removing | dead
+    # created | running | restarting (between runs, waiting out the restart back-off) | exited | removing | dead
+    status: str = "created"
     pid: int = 0
     exit_code: int = 0
     error: str = ""
@@ -42,14 +43,20 @@ class State:
 
     @property
     def running(self) -> bool:
+        """A run is live (its process exists)."""
         return self.status == "running"
+
+    @property
+    def restarting(self) -> bool:
+        return self.status == "restarting"
 
     def to_api(self) -> dict[str, Any]:
         return {
             "Status": self.status,
-            "Running": self.running,
+            # As dockerd: a restarting container counts as running (it is not stopped), with no process.
+            "Running": self.running or self.restarting,
             "Paused": False,
-            "Restarting": False,
+            "Restarting": self.restarting,
             "OOMKilled": self.oom_killed,
             "Dead": self.status == "dead",
             "Pid": self.pid if self.running else 0,
@@ -64,6 +71,8 @@ class State:
         now_ns = now_ns or time.time_ns()
         if self.running:
             return "Up " + human_duration(now_ns - self.started_ns)
+        if self.restarting:
+            return f"Restarting ({self.exit_code}) {human_duration(now_ns - self.finished_ns)} ago"
         if self.status == "exited" or (self.status == "created" and self.finished_ns):
             return f"Exited ({self.exit_code}) {human_duration(now_ns - self.finished_ns)} ago"
         return self.status.capitalize()
@@ -82,7 +91,10 @@ class ContainerRecord:
     host_config: dict[str, Any]  # Docker's HostConfig
     log_path: str
     state: State = field(default_factory=State)
-    restart_count: int = 0
+    restart_count: int = 0  # restarts made by the restart policy since the user last started it
+    # Docker's HasBeenManuallyStopped: the user stopped or killed it (not the daemon's shutdown); kept on
+    # disk so `unless-stopped` remembers it across daemon restarts, cleared when the user starts it.
+    manually_stopped: bool = False
     log_stats: LogStats = field(default_factory=LogStats)
 
     @property

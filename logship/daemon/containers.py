@@ -1,9 +1,15 @@
-"""The daemon's containers: create, start, stop, kill, wait, remove, attach and logs.
+"""The daemon's containers: create, start, stop, kill, restart, wait, remove, attach and logs.
 
 Each running container has a runtime process (see `logship.runtime.spawn`), two copier tasks reading
 its stdout and stderr, a router feeding its log drivers, and a monitor task that waits for the exit, lets
 the copiers drain the pipes, closes the drivers (bounded) and records the exit code. Everything is
 persisted under the container's directory so a restarted daemon finds it again.
+
+Restart policies (rules in `logship.daemon.restart`): when a run ends and its policy restarts it, the
+container becomes "restarting" and a task starts it again after the back-off. Its router and log drivers
+stay open between runs, so every run's lines go to the same log in order and `logs -f` keeps following
+(Docker closes the logger at each exit, which ends followers: moby#37630). They are closed when the
+container is stopped for good: no restart due, `stop`/`kill`/`rm -f` during the back-off, shutdown.
 """
 
 from __future__ import annotations
@@ -14,17 +20,17 @@ import logging
 import shutil
 import signal
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from logship.daemon import create
+from logship.daemon import create, restart
 from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
 from logship.daemon.names import random_name
 from logship.drivers import cache, options, registry
-from logship.drivers.base import LogDriver, LogReader, SizedLogger
+from logship.drivers.base import LogDriver, LogReader, Run, SizedLogger, TextLogReader, runs_of
 from logship.errors import (
     Conflict,
     InvalidParameter,
@@ -37,7 +43,8 @@ from logship.pipeline.copier import LineSplitter, copy_stream
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import MAX_LINE_SIZE, STDERR, STDOUT, Message
 from logship.pipeline.readconfig import ReadConfig
-from logship.pipeline.router import Router
+from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S, Router
+from logship.pipeline.spool import Spool, has_spool, repair_log_files
 from logship.runtime import spawn
 from logship.runtime.images import ImageStore
 from logship.settings import Settings
@@ -48,6 +55,7 @@ log = logging.getLogger("logship.containers")
 # namespace); this bound only guards against a runtime bug keeping a writer open.
 DRAIN_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = 10
+EXIT_FLUSH_REASON = f"not written within the {DEFAULT_FLUSH_TIMEOUT_S:g}s flush bound after the container ended"
 
 
 @dataclass
@@ -67,6 +75,13 @@ class Container:
     exit_event: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) at each exit
     monitor: asyncio.Task[None] | None = None
     copiers: list[asyncio.Task[None]] = field(default_factory=list)
+    spool: Spool | None = None  # the output on its way to the drivers (FIFOs only); lives as long as the router
+    pending_restart: asyncio.Task[None] | None = None  # a policy restart waiting out its back-off
+    backoff_s: float = 0.0  # the last back-off delay; in memory only, as in dockerd
+    # Docker's cancelled restart manager: the user stopped this run, so its exit is not followed by a
+    # restart whatever the policy. Cleared at every start.
+    restart_called_off: bool = False
+    manual_restart: bool = False  # `restart` is stopping it to start it again: no --rm removal in between
 
     def __post_init__(self) -> None:
         if not self.record.state.running:
@@ -88,6 +103,7 @@ class ContainerManager:
         self.root = settings.data_root / "containers"
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}  # "/name" -> id
+        self._shutting_down = False  # exits during shutdown are not restarted (dockerd: the same)
 
     # ---- lookup ---------------------------------------------------------------------------------
 
@@ -130,9 +146,14 @@ class ContainerManager:
             self._names[record.name] = record.id
             if record.state.running:
                 await self._restore(container)
+            elif has_spool(directory):
+                await self._replay_spool(container)
+        self._apply_restart_policies_at_daemon_start()
 
     async def _restore(self, container: Container) -> None:
         record = container.record
+        for note in repair_log_files(container.dir):
+            log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
         process = spawn.reattach(container.dir)
         if process is None:
             status = await spawn.collect_exit(container.dir)
@@ -147,6 +168,8 @@ class ContainerManager:
             container.stopped.set()
             container.save()
             log.info("container %s ended while the daemon was down (exit code %s)", record.short_id, code)
+            if has_spool(container.dir):
+                await self._replay_spool(container)
             return
         try:
             drivers = await self._open_drivers(container)
@@ -157,8 +180,39 @@ class ContainerManager:
             log.error(
                 "container %s: its output cannot be read after the restart: %s", record.short_id, process.output_lost
             )
-        self._run(container, process, drivers)
-        log.info("reattached to running container %s (pid %d)", record.short_id, process.init_pid)
+        self._run(container, process, drivers, restored=True)
+        if process.init_pid:
+            log.info("reattached to running container %s (pid %d)", record.short_id, process.init_pid)
+            return
+        # It ended while the daemon was away; its supervisor kept the output. Write that out and record the
+        # exit before the API answers, so that `ps -a` and `logs` are right from the first request.
+        log.info("container %s ended while the daemon was down; writing out its last output", record.short_id)
+        try:
+            await asyncio.wait_for(container.stopped.wait(), DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.error("container %s: its last output is still being written", record.short_id)
+
+    async def _replay_spool(self, container: Container) -> None:
+        """A container that is not running but whose drivers had not written all it spooled (the daemon
+        was killed after its output ended): write the rest now."""
+        record = container.record
+        for note in repair_log_files(container.dir):
+            log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
+        try:
+            drivers = await self._open_drivers(container)
+        except LogshipError as err:
+            log.error("container %s: cannot open its log drivers to write its last output: %s", record.short_id, err)
+            return
+        mode = options.mode_of(record.log_opts)
+        spool = Spool(container.dir, blocking=mode != options.NON_BLOCKING)
+        router = Router(record.id, spool.track(drivers), record.log_stats, mode, 0)
+        max_line = _max_line(router.drivers)
+        for name in spool.start_run((STDOUT, STDERR)):
+            await copy_stream(None, LineSplitter(name, max_line), router.deliver, spool=spool.stream(name))
+        await router.close()
+        spool.remove()
+        container.save()
+        log.info("container %s: wrote out the output it left when the daemon was killed", record.short_id)
 
     # ---- create ---------------------------------------------------------------------------------
 
@@ -242,14 +296,37 @@ class ContainerManager:
         raise NotImplementedByDriver("configured logging driver does not support reading")
 
     async def start(self, container: Container) -> None:
+        """The user's start: a fresh restart count and back-off, and any earlier stop forgotten."""
+        try:
+            await self._start(container, by_policy=False)
+        except LogshipError as err:
+            # --rm: a container that could not start is removed too, as dockerd does (the docker CLI waits
+            # for that removal).
+            record = container.record
+            if record.host_config.get("AutoRemove") and not record.state.running and not isinstance(err, NotModified):
+                with contextlib.suppress(LogshipError):
+                    await self.remove(container, force=False)
+            raise
+
+    async def _start(self, container: Container, by_policy: bool) -> None:
         async with container.lock:
             record = container.record
-            if record.state.running:
+            if by_policy:
+                if not record.state.restarting:
+                    return  # called off (stop, kill, rm -f) while this restart waited for the lock
+                container.pending_restart = None  # from here on a stop waits for this start, then stops the run
+            elif record.state.running or record.state.restarting:
                 raise NotModified("container already started")
             if container.removed.is_set() or record.state.status == "removing":
                 raise Conflict(f"container {record.short_id} is marked for removal and cannot be started")
+            if not by_policy:
+                record.restart_count = 0
+                record.manually_stopped = False
+                container.backoff_s = 0.0
+            container.restart_called_off = False
             image = await asyncio.to_thread(self.images.get, record.image_id)
-            drivers = await self._open_drivers(container)
+            # A policy restart reuses the drivers the previous run left open (see the module docstring).
+            drivers = container.router.drivers if container.router is not None else await self._open_drivers(container)
             spec = spawn.ContainerSpec(
                 container_id=record.id,
                 state_dir=container.dir,
@@ -266,27 +343,32 @@ class ContainerManager:
                 nano_cpus=record.host_config.get("NanoCpus") or 0,
                 cap_add=list(record.host_config.get("CapAdd") or []),
                 cap_drop=list(record.host_config.get("CapDrop") or []),
+                hold_output=True,  # until the copiers have spooled it all: see _release_when_drained
             )
             try:
                 process = await spawn.start(spec)
             except spawn.StartError as err:
-                await _close_all(drivers)
+                await self._close_drivers(container, drivers)
                 record.state.status = "exited" if record.state.started_ns else "created"
                 record.state.exit_code = err.exit_code
                 record.state.error = err.message
                 record.state.finished_ns = time.time_ns()
                 container.save()
                 log.warning("container %s failed to start: %s", record.short_id, err.message)
+                if by_policy:
+                    self._signal_exit(container)  # it was "restarting", it is now stopped for good
                 raise StartFailed(err.message, err.exit_code) from None
             except Exception as err:
-                await _close_all(drivers)
+                await self._close_drivers(container, drivers)
                 log.exception("starting container %s failed", record.short_id)
                 raise LogshipError(f"starting the container failed: {type(err).__name__}: {err}") from err
             self._run(container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
 
-    def _run(self, container: Container, process: spawn.Process, drivers: list[LogDriver]) -> None:
-        """Wire a started (or re-found) process to its copiers, router and monitor."""
+    def _run(
+        self, container: Container, process: spawn.Process, drivers: list[LogDriver], restored: bool = False
+    ) -> None:
+        """Wire a started (or re-found, `restored`) process to its copiers, router and monitor."""
         record = container.record
         state = record.state
         if state.status != "running":
@@ -300,11 +382,18 @@ class ContainerManager:
         container.process = process
         container.process_exited = asyncio.Event()
         container.stopped = asyncio.Event()
-        opts = record.log_opts
-        mode = options.mode_of(opts)
-        max_buffer = options.max_buffer_size_of(opts) if mode == options.NON_BLOCKING else 0
-        router = Router(record.id, drivers, record.log_stats, mode, max_buffer)
-        container.router = router
+        router = container.router  # kept from the previous run by a policy restart
+        if router is None:
+            opts = record.log_opts
+            mode = options.mode_of(opts)
+            max_buffer = options.max_buffer_size_of(opts) if mode == options.NON_BLOCKING else 0
+            if not process.tty:  # a pty is not a pipe: its output cannot be spliced, nor replayed
+                blocking = mode != options.NON_BLOCKING
+                spool = Spool(container.dir, blocking) if restored else Spool.fresh(container.dir, blocking)
+                drivers = spool.track(drivers)
+                container.spool = spool
+            router = Router(record.id, drivers, record.log_stats, mode, max_buffer)
+            container.router = router
         if process.stdin_fd is not None:
             stdin_once = bool(record.config.get("StdinOnce"))
             container.stdin = StdinPipe(process.stdin_fd, on_eof=process.close_stdin if stdin_once else None)
@@ -316,73 +405,218 @@ class ContainerManager:
 
     async def _monitor(self, container: Container, process: spawn.Process, router: Router) -> None:
         record = container.record
-        max_line = MAX_LINE_SIZE
-        for driver in router.drivers:
-            if isinstance(driver, SizedLogger) and driver.buffer_size() > max_line:
-                max_line = driver.buffer_size()
+        max_line = _max_line(router.drivers)
 
         def count_bytes(n: int) -> None:
             record.log_stats.bytes_read += n
 
-        streams = [(process.stdout_fd, STDOUT)]
+        streams: list[tuple[int | None, str]] = [(process.stdout_fd, STDOUT)]
         if process.stderr_fd is not None:
             streams.append((process.stderr_fd, STDERR))
+        spool = container.spool
+        if spool is not None:
+            spool.start_run(name for _, name in streams)
+            if process.output_lost:  # the fds read nothing: only what the spool already holds
+                streams = [(None, name) for _, name in streams]
         container.copiers = copiers = [
             asyncio.create_task(
                 copy_stream(
-                    fd, LineSplitter(name, max_line), router.deliver, container.attachments.publish, count_bytes
+                    fd,
+                    LineSplitter(name, max_line),
+                    router.deliver,
+                    container.attachments.publish,
+                    count_bytes,
+                    spool=spool.stream(name) if spool is not None else None,
                 ),
                 name=f"copy-{name}-{record.short_id}",
             )
             for fd, name in streams
         ]
+        if spool is not None:
+            releasing = asyncio.create_task(_release_when_drained(record.short_id, process, spool, router))
         try:
             status = await process.wait()
         except Exception as err:  # the runtime lost track of the process: record it, never stay "running"
             log.exception("container %s: waiting for its exit failed", record.short_id)
             status = spawn.ExitStatus(spawn.EXIT_UNKNOWN, False)
             record.state.error = f"lost track of the container's process: {err}"
+        finally:
+            if spool is not None:
+                releasing.cancel()
         container.process_exited.set()
-        done, pending = await asyncio.wait(copiers, timeout=DRAIN_TIMEOUT_S)
+        # One bound from the exit on: the copiers drain the pipes (and the spool) into the router, then the
+        # router flushes, all within DEFAULT_FLUSH_TIMEOUT_S plus the drivers' close grace. A driver stuck past
+        # it must not hold `stop` longer: the copiers stop waiting for it and count what it missed. (With a
+        # spool, _release_when_drained has already applied the bound while the pipes drained.)
+        flush_deadline = time.monotonic() + DEFAULT_FLUSH_TIMEOUT_S
+        done, pending = await asyncio.wait(copiers, timeout=0 if router.given_up else DEFAULT_FLUSH_TIMEOUT_S)
+        if pending:
+            router.give_up_waiting(EXIT_FLUSH_REASON)
+            more, pending = await asyncio.wait(pending, timeout=DRAIN_TIMEOUT_S)
+            done |= more
         for task in pending:
             log.error("container %s: output still open %ss after exit; closing it", record.short_id, DRAIN_TIMEOUT_S)
             task.cancel()
         for task in done:
             if task.exception() is not None:
                 log.error("container %s: reading its output failed: %s", record.short_id, task.exception())
-        await router.close()
+        restarts = self._restarts_after_exit(container, status.exit_code)
+        if restarts:
+            router.give_up_waiting("")  # the next run waits for its drivers again
+            # The drivers stay open for the next run. Let them write this run's last lines first, so that
+            # `logs` read after the exit is complete.
+            await router.wait_idle(DRAIN_TIMEOUT_S)
+            restarts = self._restarts_after_exit(container, status.exit_code)  # a stop may have come meanwhile
+        if not restarts:
+            await router.close(1.0 if router.given_up else max(1.0, flush_deadline - time.monotonic()))
+            container.router = None
+            self._drop_spool(container)
         container.attachments.close()
         container.started.clear()
         container.stdin = None
         process.close_fds()
         state = record.state
-        state.status = "exited"
         state.exit_code = status.exit_code
         state.oom_killed = status.oom_killed
         state.finished_ns = time.time_ns()
         state.pid = 0
         container.process = None
-        container.router = None
+        if restarts:
+            ran_for_s = (state.finished_ns - state.started_ns) / 1e9
+            container.backoff_s = restart.next_delay(container.backoff_s, ran_for_s)
+            record.restart_count += 1
+            state.status = "restarting"
+        else:
+            state.status = "exited"
         container.save()
         dropped = record.log_stats.lines_dropped
         log.info(
-            "container %s exited with code %d%s",
+            "container %s exited with code %d%s%s",
             record.short_id,
             status.exit_code,
             f"; {dropped} log lines were dropped by the non-blocking buffer" if dropped else "",
+            f"; restart {record.restart_count} in {container.backoff_s:g}s by its restart policy" if restarts else "",
         )
         container.stopped.set()
         self._signal_exit(container)
-        if record.host_config.get("AutoRemove"):
+        if restarts:
+            self._schedule_restart(container, container.backoff_s)
+        elif record.host_config.get("AutoRemove") and not container.manual_restart:
             try:
                 await self.remove(container, force=False)
             except LogshipError as err:
                 log.error("auto-removing container %s failed: %s", record.short_id, err)
 
+    # ---- restart policies ----------------------------------------------------------------------------
+
+    def _restarts_after_exit(self, container: Container, exit_code: int) -> bool:
+        if self._shutting_down or container.restart_called_off or container.manual_restart:
+            return False
+        if container.removed.is_set():
+            return False
+        record = container.record
+        policy = restart.Policy.of(record.host_config)
+        return restart.restarts_after_exit(policy, exit_code, record.restart_count, record.manually_stopped)
+
+    def _schedule_restart(self, container: Container, delay_s: float) -> None:
+        container.pending_restart = asyncio.get_running_loop().create_task(
+            self._restart_later(container, delay_s), name=f"restart-{container.record.short_id}"
+        )
+
+    async def _restart_later(self, container: Container, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        record = container.record
+        try:
+            await self._start(container, by_policy=True)
+        except Exception as err:  # recorded on the container; nothing else waits for this task
+            log.error("container %s: the restart by its restart policy failed: %s", record.short_id, err)
+            async with container.lock:
+                if not record.state.restarting:
+                    return  # _start recorded the failure (the runtime refused the command)
+                await self._close_drivers(container, [])
+                record.state.status = "exited"
+                record.state.error = f"restart failed: {err}"
+                container.save()
+            self._signal_exit(container)
+
+    async def _call_off_restart(self, container: Container) -> bool:
+        """Stop a container that waits out its restart back-off, for good (stop, kill, rm -f): its drivers
+        close, which also ends `logs -f`. False when its restart is already under way: the caller then
+        deals with the new run."""
+        record = container.record
+        async with container.lock:
+            if not record.state.restarting:
+                return False
+            self._note_user_stop(container)
+            if container.pending_restart is not None:
+                container.pending_restart.cancel()
+                container.pending_restart = None
+            await self._close_drivers(container, [])
+            record.state.status = "exited"
+            container.save()
+        log.info("container %s: its pending restart was called off", record.short_id)
+        self._signal_exit(container)
+        return True
+
+    def _note_user_stop(self, container: Container) -> None:
+        """Docker's ExitOnNext: this run's end is not followed by a policy restart, and `unless-stopped`
+        remembers the stop across daemon restarts (a stop by the daemon's own shutdown does not count)."""
+        container.restart_called_off = True
+        if not self._shutting_down and not container.record.manually_stopped:
+            container.record.manually_stopped = True
+            container.save()
+
+    def _apply_restart_policies_at_daemon_start(self) -> None:
+        """After loading: resume the restarts that were pending when the daemon went away, and start again
+        the stopped containers whose policy says so (dockerd does both when it starts)."""
+        for container in self._containers.values():
+            record = container.record
+            state = record.state
+            policy = restart.Policy.of(record.host_config)
+            if container.pending_restart is not None:
+                continue  # reattached, it ended while the daemon was away, and its exit scheduled the restart
+            if not state.restarting:
+                if state.status != "exited" or not restart.restarts_at_daemon_start(
+                    policy, state.exit_code, record.restart_count, record.manually_stopped, bool(state.started_ns)
+                ):
+                    continue
+                state.status = "restarting"
+                container.save()
+            log.info("container %s: starting it again (restart policy %s)", record.short_id, policy.name)
+            self._schedule_restart(container, 0.0)
+
+    async def _close_drivers(self, container: Container, drivers: list[LogDriver]) -> None:
+        """Close a run's drivers: through the router that fed them if there is one (it flushes them first)."""
+        router, container.router = container.router, None
+        if router is not None:
+            await router.close()
+            self._drop_spool(container)
+        else:
+            await _close_all(drivers)
+
+    @staticmethod
+    def _drop_spool(container: Container) -> None:
+        """The router is closed: its drivers have written what they could, nothing is left to replay."""
+        if container.spool is not None:
+            container.spool.remove()
+            container.spool = None
+
+    # ---- shutdown --------------------------------------------------------------------------------
+
     async def shutdown(self, stop_containers: bool, timeout: int) -> None:
         """Daemon shutdown. Without live-restore running containers are stopped (Docker's default);
         with it they keep running, their unread output waiting in the pipes the supervisor holds, and
-        only what was already read is flushed to the drivers."""
+        only what was already read is flushed to the drivers. A restart waiting out its back-off stays
+        "restarting" on disk: the next daemon resumes it."""
+        self._shutting_down = True
+        for container in list(self._containers.values()):
+            if container.record.state.restarting:
+                async with container.lock:
+                    if container.pending_restart is not None:
+                        container.pending_restart.cancel()
+                        container.pending_restart = None
+                    if container.record.state.restarting:
+                        await self._close_drivers(container, [])
         running = [c for c in self._containers.values() if c.record.state.running and c.process is not None]
         if stop_containers:
             results = await asyncio.gather(
@@ -400,6 +634,8 @@ class ContainerManager:
                 task.cancel()
             if container.router is not None:
                 await container.router.close()
+            if container.spool is not None:
+                container.spool.close()  # kept on disk: the next daemon resumes from it
             if container.process is not None:
                 container.process.close_fds()
             container.save()
@@ -407,15 +643,29 @@ class ContainerManager:
     # ---- signals ---------------------------------------------------------------------------------
 
     async def kill(self, container: Container, sig: int = signal.SIGKILL) -> None:
+        record = container.record
+        # As dockerd: SIGKILL or the container's stop signal is the user ending it, which calls off its
+        # restart policy; other signals (SIGHUP to reload, ...) are not.
+        ends_it = sig in (signal.SIGKILL, parse_signal(record.config.get("StopSignal") or "SIGTERM"))
+        if record.state.restarting:
+            if not ends_it:
+                return  # no process between runs to receive it; dockerd ignores it too
+            if await self._call_off_restart(container):
+                return
         process = container.process
-        if process is None or not container.record.state.running:
+        if process is None or not record.state.running:
             raise Conflict(f"Cannot kill container: {container.id}: Container {container.id} is not running")
+        if ends_it:
+            self._note_user_stop(container)
         process.signal(sig)
 
     async def stop(self, container: Container, timeout: int | None = None, sig: int | None = None) -> None:
+        if container.record.state.restarting and await self._call_off_restart(container):
+            return
         process = container.process
         if process is None or not container.record.state.running:
             raise NotModified("container already stopped")
+        self._note_user_stop(container)
         stop_signal = sig or parse_signal(container.record.config.get("StopSignal") or "SIGTERM")
         wait_s = DEFAULT_STOP_TIMEOUT_S if timeout is None else timeout
         with contextlib.suppress(ProcessLookupError):
@@ -436,6 +686,17 @@ class ContainerManager:
                     process.signal(signal.SIGKILL)
         await container.stopped.wait()
 
+    async def restart(self, container: Container, timeout: int | None = None, sig: int | None = None) -> None:
+        """`docker restart`: stop the run (or call off a pending policy restart), then start it afresh, which
+        resets the restart count and back-off like any start by the user."""
+        container.manual_restart = True
+        try:
+            with contextlib.suppress(NotModified):
+                await self.stop(container, timeout, sig)
+        finally:
+            container.manual_restart = False
+        await self.start(container)
+
     def resize(self, container: Container, height: int, width: int) -> None:
         if container.process is None:
             raise Conflict(f"Container {container.id} is not running")
@@ -447,10 +708,10 @@ class ContainerManager:
     async def wait(self, container: Container, condition: str) -> int:
         if condition == "removed":
             await container.removed.wait()
-        elif condition == "next-exit":
+        elif condition == "next-exit" or container.record.state.status in ("running", "restarting"):
+            # not-running on a live container: until its run ends (even if its policy restarts it, as in
+            # dockerd) or a pending restart is called off.
             await self._next_exit(container)
-        else:  # not-running
-            await container.stopped.wait()
         return container.record.state.exit_code
 
     async def _next_exit(self, container: Container) -> None:
@@ -467,10 +728,10 @@ class ContainerManager:
 
     async def remove(self, container: Container, force: bool) -> None:
         record = container.record
-        if record.state.running:
+        if record.state.running or record.state.restarting:
             if not force:
                 raise Conflict(
-                    f'cannot remove container "{record.name}": container is running: '
+                    f'cannot remove container "{record.name}": container is {record.state.status}: '
                     "stop the container before removing or force remove"
                 )
             with contextlib.suppress(LogshipError):
@@ -497,6 +758,22 @@ class ContainerManager:
     async def read_logs(self, container: Container, config: ReadConfig) -> AsyncGenerator[list[Message], None]:
         """Messages from the container's reading driver: its live instance while it runs (follow works),
         otherwise a fresh instance opened just to read (no follow), as Docker does."""
+        reader, config, close = await self._log_reader(container, config)
+        return _reading(reader.read_logs(config), close)
+
+    async def read_log_text(self, container: Container, config: ReadConfig) -> AsyncGenerator[list[Run], None]:
+        """`read_logs` as runs of bytes (for `logs` without --timestamps/--details): straight from a
+        `TextLogReader`, else made from the messages."""
+        reader, config, close = await self._log_reader(container, config)
+        if isinstance(reader, TextLogReader):
+            return _reading(reader.read_text(config), close)
+        return _reading(_runs(reader.read_logs(config)), close)
+
+    async def _log_reader(
+        self, container: Container, config: ReadConfig
+    ) -> tuple[LogReader, ReadConfig, Callable[[], Any] | None]:
+        """The reader, the config it can serve (no follow for a stopped container's fresh instance) and
+        what closes that instance."""
         record = container.record
         if record.log_type == "none":
             raise NotImplementedByDriver("configured logging driver does not support reading")
@@ -512,7 +789,44 @@ class ContainerManager:
                 await opened.close()
                 raise NotImplementedByDriver("configured logging driver does not support reading")
             reader = opened
-        return _reading(reader, config, opened.close if opened is not None else None)
+        return reader, config, opened.close if opened is not None else None
+
+
+def _max_line(drivers: list[LogDriver]) -> int:
+    """The copier's line limit: Docker's 16 KiB, or more when a driver takes longer lines."""
+    max_line = MAX_LINE_SIZE
+    for driver in drivers:
+        if isinstance(driver, SizedLogger) and driver.buffer_size() > max_line:
+            max_line = driver.buffer_size()
+    return max_line
+
+
+async def _release_when_drained(short_id: str, process: spawn.Process, spool: Spool, router: Router) -> None:
+    """Let the supervisor go once every output FIFO has reached EOF and its bytes are in the spool. Once the
+    container's pid 1 is gone the pipes drain at once, unless a stuck driver holds the copiers (blocking
+    mode): after the flush bound they stop waiting for it (`Router.give_up_waiting`). If a FIFO stays open
+    (a process outside the container holding a write end), the supervisor is let go after DRAIN_TIMEOUT_S
+    anyway, so the container does not look "running" forever."""
+    async def input_ended() -> None:  # a task, not the bare gather: cancelling it then leaves no stray error
+        await spool.input_ended()
+
+    drained = asyncio.ensure_future(input_ended())
+    init_gone = asyncio.ensure_future(process.wait_init())
+    try:
+        await asyncio.wait({drained, init_gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not drained.done():
+            finished, _ = await asyncio.wait({drained}, timeout=DEFAULT_FLUSH_TIMEOUT_S)
+            if not finished:
+                router.give_up_waiting(EXIT_FLUSH_REASON)
+        if not drained.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(drained), DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                log.error("container %s: its output is still open %ss after it ended", short_id, DRAIN_TIMEOUT_S)
+        process.release()
+    finally:
+        drained.cancel()
+        init_gone.cancel()
 
 
 async def _close_all(drivers: list[LogDriver]) -> None:
@@ -533,15 +847,21 @@ class StartFailed(LogshipError):
         self.exit_code = exit_code
 
 
-async def _reading(
-    reader: LogReader, config: ReadConfig, close: Callable[[], Any] | None
-) -> AsyncGenerator[list[Message], None]:
+T = TypeVar("T")
+
+
+async def _reading(items: AsyncIterator[T], close: Callable[[], Any] | None) -> AsyncGenerator[T, None]:
     try:
-        async for messages in reader.read_logs(config):
-            yield messages
+        async for item in items:
+            yield item
     finally:
         if close is not None:
             await close()
+
+
+async def _runs(messages: AsyncIterator[list[Message]]) -> AsyncGenerator[list[Run], None]:
+    async for batch in messages:
+        yield runs_of(batch)
 
 
 _SIGNALS = {

@@ -12,6 +12,7 @@ import secrets
 import time
 from typing import Any
 
+from logship.daemon import restart
 from logship.daemon.container import ContainerRecord
 from logship.drivers import options
 from logship.errors import InvalidParameter
@@ -33,7 +34,7 @@ def new_container_id() -> str:
 
 def check_name(name: str) -> str:
     """Docker's container name rule; returns the name with its leading "/"."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):  # fullmatch: "$" alone would let a trailing newline through
         raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name if name.startswith("/") else "/" + name
 
@@ -44,10 +45,29 @@ def _strings(body: dict[str, Any], key: str) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InvalidParameter(f"invalid {key}: expected a list of strings, got {value!r}")
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid {key}: expected a list of strings, got {value!r}")
+    for item in value:
+        _no_nul(key, item)
+    return list(value)
+
+
+def _no_nul(key: str, value: str) -> None:
+    # exec and the kernel take C strings: a NUL would cut the value short or fail the start obscurely.
+    if "\0" in value:
+        raise InvalidParameter(f"invalid {key}: {value!r} holds a NUL byte, which no process can receive")
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    """An optional string field ("" when absent): Docker's decoder refuses any other JSON type."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"invalid {key}: expected a string, got {value!r}")
+    _no_nul(key, value)
+    return value
 
 
 def _int(host_config: dict[str, Any], key: str) -> int:
@@ -70,7 +90,11 @@ def log_config(body_log_config: dict[str, Any] | None, settings: Settings) -> di
     """Docker's merge rule: daemon log-opts apply only when the container uses the daemon's driver;
     `cache-*` defaults always apply. The result is validated as Docker validates it."""
     requested = body_log_config or {}
+    if not isinstance(requested, dict):
+        raise InvalidParameter(f"invalid HostConfig.LogConfig: expected an object (Type, Config), got {requested!r}")
     driver = requested.get("Type") or settings.log_driver
+    if not isinstance(driver, str):
+        raise InvalidParameter(f"invalid HostConfig.LogConfig.Type: expected a driver name, got {driver!r}")
     given = requested.get("Config") or {}
     if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
         raise InvalidParameter("invalid LogConfig.Config: log-opts values must be strings")
@@ -81,6 +105,77 @@ def log_config(body_log_config: dict[str, Any] | None, settings: Settings) -> di
     opts.update(given)
     options.validate(driver, opts)
     return {"Type": driver, "Config": opts}
+
+
+# Docker create fields logship does not implement, with what users call them: a request that sets one is
+# refused (400) rather than silently run without it.
+UNSUPPORTED_HOST_CONFIG = {
+    "Binds": "-v/--volume",
+    "Mounts": "--mount",
+    "VolumesFrom": "--volumes-from",
+    "Tmpfs": "--tmpfs",
+    "PortBindings": "-p/--publish",
+    "PublishAllPorts": "-P/--publish-all",
+    "Privileged": "--privileged",
+    "Devices": "--device",
+    "DeviceRequests": "--gpus",
+    "Links": "--link",
+    "Dns": "--dns",
+    "DnsSearch": "--dns-search",
+    "DnsOptions": "--dns-option",
+    "ExtraHosts": "--add-host",
+    "PidMode": "--pid",
+    "IpcMode": "--ipc",
+    "UTSMode": "--uts",
+    "UsernsMode": "--userns",
+    "CgroupnsMode": "--cgroupns",
+    "ReadonlyRootfs": "--read-only",
+    "SecurityOpt": "--security-opt",
+    "Sysctls": "--sysctl",
+    "Ulimits": "--ulimit",
+    "Runtime": "--runtime",
+    "CgroupParent": "--cgroup-parent",
+    "CpuShares": "-c/--cpu-shares",
+    "CpusetCpus": "--cpuset-cpus",
+    "CpusetMems": "--cpuset-mems",
+    "CpuQuota": "--cpu-quota (use --cpus)",
+    "CpuPeriod": "--cpu-period (use --cpus)",
+    "BlkioWeight": "--blkio-weight",
+    "MemoryReservation": "--memory-reservation",
+    "OomKillDisable": "--oom-kill-disable",
+    "ShmSize": "--shm-size",
+    "GroupAdd": "--group-add",
+}
+UNSUPPORTED_CONFIG = {
+    "ExposedPorts": "--expose",
+    "Volumes": "-v/--volume",
+    "Healthcheck": "--health-cmd",
+}
+# Values the docker CLI and docker-py send when an option is not used.
+_UNSET: tuple[object, ...] = (None, "", 0, False, [], {}, "default", "private", "host-default", "shareable", -1)
+_ROOT_USERS = ("", "0", "root", "0:0", "root:root")
+
+
+def check_supported(body: dict[str, Any], host_config: dict[str, Any]) -> None:
+    """Docker create fields logship does not implement are refused (400), never silently ignored."""
+    for section_name, fields, section in (
+        ("HostConfig", UNSUPPORTED_HOST_CONFIG, host_config),
+        ("Config", UNSUPPORTED_CONFIG, body),
+    ):
+        for key, flag in fields.items():
+            if section.get(key) not in _UNSET:
+                raise InvalidParameter(f"{flag} ({section_name}.{key}) is not supported by logship")
+    if (body.get("User") or "") not in _ROOT_USERS:
+        raise InvalidParameter("-u/--user (Config.User) is not supported by logship: containers run as root")
+
+
+def restart_policy(host_config: dict[str, Any]) -> restart.Policy:
+    """HostConfig.RestartPolicy checked as dockerd checks it; --rm cannot go with a policy (the container
+    would be removed at the very exit the policy is meant to act on)."""
+    policy = restart.normalize(host_config.get("RestartPolicy"))
+    if host_config.get("AutoRemove") and policy.name != restart.NO:
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    return policy
 
 
 def build_record(
@@ -95,6 +190,8 @@ def build_record(
     host_config = body.get("HostConfig") or {}
     if not isinstance(host_config, dict):
         raise InvalidParameter("invalid HostConfig: expected a JSON object")
+    check_supported(body, host_config)
+    policy = restart_policy(host_config)
 
     entrypoint = _strings(body, "Entrypoint")
     cmd = _strings(body, "Cmd")
@@ -136,13 +233,20 @@ def build_record(
     env = merge_env(image_config.get("Env") or [], _strings(body, "Env") or [])
     tty = bool(body.get("Tty"))
     open_stdin = bool(body.get("OpenStdin"))
-    working_dir = body.get("WorkingDir") or image_config.get("WorkingDir") or ""
+    working_dir = _string(body, "WorkingDir") or image_config.get("WorkingDir") or ""
     if working_dir and not working_dir.startswith("/"):
         raise InvalidParameter(f"the working directory '{working_dir}' is invalid, it needs to be an absolute path")
+    hostname, domainname = _string(body, "Hostname"), _string(body, "Domainname")
+    stop_signal = _string(body, "StopSignal")
+    if stop_signal:
+        # Local import: the container manager imports this module. Docker checks the signal at create too.
+        from logship.daemon.containers import parse_signal
+
+        parse_signal(stop_signal)
 
     config = {
-        "Hostname": body.get("Hostname") or container_id[:12],
-        "Domainname": body.get("Domainname") or "",
+        "Hostname": hostname or container_id[:12],
+        "Domainname": domainname,
         "User": "",
         "AttachStdin": bool(body.get("AttachStdin")),
         "AttachStdout": bool(body.get("AttachStdout")),
@@ -158,7 +262,7 @@ def build_record(
         "Entrypoint": entrypoint or None,
         "OnBuild": None,
         "Labels": labels,
-        "StopSignal": body.get("StopSignal") or "SIGTERM",
+        "StopSignal": stop_signal or "SIGTERM",
     }
     logging_config = log_config(host_config.get("LogConfig"), settings)
     normalized_host_config = {
@@ -171,7 +275,7 @@ def build_record(
         "CapAdd": cap_add or None,
         "CapDrop": cap_drop or None,
         "AutoRemove": bool(host_config.get("AutoRemove")),
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "RestartPolicy": policy.to_api(),
         "Privileged": False,
         "ReadonlyRootfs": False,
     }

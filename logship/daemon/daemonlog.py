@@ -83,4 +83,8 @@ def setup(path: Path, level: str, log_format: str = "text", target: str = "file"
     root.setLevel(_LEVELS[level])
     # aiohttp's per-request access log would drown the daemon log; keep it for debug level only.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if level in ("debug", "trace") else logging.WARNING)
+    # At debug level boto3/botocore/urllib3 log signed request headers (the AWS access key id) and request
+    # bodies (container log lines): neither belongs in the daemon log, whatever its level.
+    for library in ("boto3", "botocore", "s3transfer", "urllib3"):
+        logging.getLogger(library).setLevel(max(_LEVELS[level], logging.INFO))
     return handler

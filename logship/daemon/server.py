@@ -1,4 +1,8 @@
-"""`logship daemon`: settings, the daemon log, the stores, the API sockets, and an orderly shutdown."""
+"""`logship daemon`: settings, the daemon log, the stores, the API's hosts, and an orderly shutdown.
+
+The API is the same on every host: unix sockets (0660, group `logship`), tcp:// hosts with TLS (mutual
+with --tlsverify; see tlsserver.py for why TLS is not aiohttp's) and, only on request, plain TCP.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -18,9 +23,10 @@ from typing import IO
 
 from aiohttp import web
 
-from logship import __version__, paths
+from logship import __version__, paths, tls
 from logship.daemon import daemonlog
 from logship.daemon.containers import ContainerManager
+from logship.daemon.tlsserver import TLSListener
 from logship.settings import Flags, Settings, SettingsError, load
 
 log = logging.getLogger("logship.daemon")
@@ -75,7 +81,70 @@ def _secure_socket(path: Path) -> None:
         os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
 
 
-async def serve(settings: Settings, announce: IO[str] | None) -> None:
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The context for tcp:// hosts with TLS, made before anything starts so that a missing or bad file
+    stops the daemon at once, naming the file. None when no host needs one."""
+    if not settings.tls or not any(isinstance(host, paths.TcpHost) for host in settings.listen_hosts()):
+        return None
+    client_ca = settings.tls_ca_cert if settings.tls_verify else None
+    try:
+        return tls.server_context(settings.tls_cert, settings.tls_key, client_ca)
+    except tls.TLSFileError as err:
+        raise DaemonError(str(err)) from None
+
+
+def _describe(host: paths.Host, settings: Settings) -> str:
+    if isinstance(host, paths.UnixHost):
+        return str(host)
+    if settings.tls_verify:
+        return f"{host} (TLS, clients need a certificate signed by {settings.tls_ca_cert})"
+    if settings.tls:
+        return f"{host} (TLS, clients not verified)"
+    return f"{host} (plain TCP)"
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """dockerd warns about these too: either way, whoever reaches the port is root on this machine."""
+    warnings = []
+    for host in settings.listen_hosts():
+        if not isinstance(host, paths.TcpHost) or settings.tls_verify:
+            continue
+        if settings.tls:
+            warnings.append(
+                f"{host} serves the API over TLS without verifying clients: anyone who can connect to it "
+                "controls this machine as root; use --tlsverify with --tlscacert to require client certificates"
+            )
+        else:
+            warnings.append(
+                f"{host} serves the API over plain TCP (--insecure-tcp), unencrypted and unauthenticated: "
+                "anyone who can connect to it controls this machine as root; use --tlsverify instead"
+            )
+    return warnings
+
+
+async def _listen(runner: web.AppRunner, settings: Settings, context: ssl.SSLContext | None) -> list[TLSListener]:
+    tls_listeners = []
+    assert runner.server is not None  # set up by runner.setup()
+    for host in settings.listen_hosts():
+        if isinstance(host, paths.UnixHost):
+            _prepare_socket(host.path)
+            await web.UnixSite(runner, str(host.path)).start()
+            _secure_socket(host.path)
+            continue
+        try:
+            if context is not None:
+                listener = TLSListener(runner.server, context)
+                await listener.start(host)
+                tls_listeners.append(listener)
+            else:
+                await web.TCPSite(runner, host.address, host.port).start()
+        except OSError as err:
+            raise DaemonError(f"cannot listen on {host}: {err.strerror or err}") from None
+    return tls_listeners
+
+
+async def serve(settings: Settings, announce: IO[str] | None, context: ssl.SSLContext | None = None) -> None:
+    """Serve the API until SIGTERM/SIGINT; `context` is `tls_context(settings)`."""
     # Local imports keep `logship daemon --help` and settings errors fast.
     from logship.api.app import Backend, make_app
     from logship.runtime.images import ImageStore
@@ -86,21 +155,22 @@ async def serve(settings: Settings, announce: IO[str] | None) -> None:
     app = make_app(Backend(settings, containers, images, time.time_ns()))
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    for host in settings.hosts:
-        path = paths.socket_path_of(host)
-        _prepare_socket(path)
-        await web.UnixSite(runner, str(path)).start()
-        _secure_socket(path)
+    tls_listeners = await _listen(runner, settings, context)
+    served = ", ".join(_describe(host, settings) for host in settings.listen_hosts())
     log.info(
         "logship %s daemon ready: API on %s, data root %s, default log driver %s",
         __version__,
-        ", ".join(settings.hosts),
+        served,
         settings.data_root,
         settings.log_driver,
     )
+    for warning in _warnings(settings):
+        log.warning("%s", warning)
+        if announce is not None:
+            print(f"WARNING: {warning}", file=announce, flush=True)
     if announce is not None:
         print(
-            f"logship daemon ready on {', '.join(settings.hosts)} (data root {settings.data_root}; "
+            f"logship daemon ready on {served} (data root {settings.data_root}; "
             f"daemon log {daemonlog.location(settings.daemon_log, settings.daemon_log_path)})",
             file=announce,
             flush=True,
@@ -113,10 +183,13 @@ async def serve(settings: Settings, announce: IO[str] | None) -> None:
     await stopping.wait()
     log.info("shutting down%s", " (live-restore: containers keep running)" if settings.live_restore else "")
     await containers.shutdown(stop_containers=not settings.live_restore, timeout=settings.shutdown_timeout)
-    await runner.cleanup()
-    for host in settings.hosts:
-        with contextlib.suppress(OSError):
-            paths.socket_path_of(host).unlink()
+    await runner.cleanup()  # closes aiohttp's side of the TLS connections too, which then say close_notify
+    for listener in tls_listeners:
+        await listener.close()
+    for host in settings.listen_hosts():
+        if isinstance(host, paths.UnixHost):
+            with contextlib.suppress(OSError):
+                host.path.unlink()
     log.info("daemon stopped")
 
 
@@ -134,8 +207,12 @@ def _daemon_log_problem(settings: Settings) -> str:
 
 
 def run(flags: Flags) -> int:
+    # The CLI's main() lets SIGPIPE end it quietly (`logship logs x | head`); the daemon writes to clients
+    # that may hang up at any time, which must be an error on that one connection, not the daemon's death.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         settings = load(flags)
+        context = tls_context(settings)
         pid_file = _lock_data_root(settings)
     except (SettingsError, DaemonError) as err:
         print(f"logship daemon: {err}", file=sys.stderr)
@@ -150,7 +227,7 @@ def run(flags: Flags) -> int:
         return 1
     daemonlog.setup(settings.daemon_log_path, settings.log_level, settings.log_format, settings.daemon_log)
     try:
-        asyncio.run(serve(settings, sys.stderr))
+        asyncio.run(serve(settings, sys.stderr, context))
     except DaemonError as err:
         log.error("%s", err)
         print(f"logship daemon: {err}", file=sys.stderr)

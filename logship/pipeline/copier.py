@@ -1,8 +1,10 @@
 """The copier: a container's stdout/stderr bytes in, batches of lines out.
 
 Docker's copier reads 2 KiB at a time into a 16 KiB line buffer and builds one message per line. Here a
-stream is read in large chunks and each chunk becomes one `Batch` (one timestamp, a list of lines), so the
-per-line cost stays in C (`bytes.split`). The visible result is Docker's:
+stream is read in large chunks and each chunk becomes batches sharing one timestamp: usually text batches
+(`Batch.of_text`, the lines still one block of bytes, at most about 256 KiB each so they stay in the CPU
+cache until written), a list of lines only when a line has to be cut. No Python object per line is made
+unless a driver asks for the list. The visible result is Docker's:
 
 - a line is the bytes before "\n", without it;
 - a line that does not fit the 16 KiB buffer together with its newline is cut into 16 KiB pieces that share
@@ -22,8 +24,12 @@ from collections.abc import Awaitable, Callable
 
 from logship.asyncfd import wait_readable
 from logship.pipeline.message import MAX_LINE_SIZE, Batch, PartialMeta
+from logship.pipeline.spool import StreamSpool
 
 READ_SIZE = 1 << 20  # one pipe's worth: the FIFOs are enlarged to 1 MiB
+# A read is handed on in batches of up to about this many bytes of text (see _text_batches): small enough
+# to stay in the CPU cache (L2) from the read to the write of the log file.
+BATCH_TEXT_BYTES = 256 << 10
 
 
 class LineSplitter:
@@ -38,25 +44,29 @@ class LineSplitter:
         self._group_ts = 0
 
     def feed(self, chunk: bytes, now_ns: int) -> list[Batch]:
-        data = self._pending + chunk if self._pending else chunk
-        self._pending = b""
         batches: list[Batch] = []
         if self._group_id:
-            data = self._continue_group(data, batches)
+            data = self._pending + chunk if self._pending else chunk
+            self._pending = b""
+            chunk = self._continue_group(data, batches)
             if self._group_id:  # the long line goes on past this chunk
                 return batches
-        last_newline = data.rfind(b"\n")
-        if last_newline < 0:
-            rest = data
-            lines: list[bytes] = []
-        else:
-            lines = data[:last_newline].split(b"\n")
-            rest = data[last_newline + 1 :]
-        if lines and max(map(len, lines)) >= self.max_line:
-            batch = self._cut_long_lines(lines, now_ns)
-        else:
-            batch = Batch(self.stream, now_ns, lines, nbytes=last_newline + 1 - len(lines) if lines else 0)
-        if rest and len(rest) >= self.max_line:
+        pending = self._pending
+        last_newline = chunk.rfind(b"\n")
+        rest = chunk[last_newline + 1 :]
+        if last_newline < 0 and pending:
+            rest = pending + rest
+        if len(rest) < self.max_line:
+            self._pending = rest
+            if last_newline < 0:
+                return batches
+            if not _has_long_line(pending, chunk, last_newline, self.max_line):
+                batches += _text_batches(self.stream, now_ns, pending, chunk, last_newline)
+                return batches
+        # Lines of 16 KiB or more to cut, or the start of one: a list of lines with partial metadata.
+        lines = (pending + chunk[:last_newline]).split(b"\n") if last_newline >= 0 else []
+        batch = self._cut_long_lines(lines, now_ns)
+        if len(rest) >= self.max_line:  # the start of a long line: its full pieces go now
             self._open_group(now_ns)
             while len(rest) >= self.max_line:
                 batch.lines.append(rest[: self.max_line])
@@ -133,16 +143,55 @@ class LineSplitter:
         return batch
 
 
+def _has_long_line(pending: bytes, chunk: bytes, end: int, max_line: int) -> bool:
+    """Whether a line of `pending + chunk[:end]` (lines joined by newlines) has `max_line` bytes or more.
+    Hops from the last newline of each `max_line` window to the next: a few C calls per 16 KiB, no look at
+    every line. `pending` (shorter than max_line, no newline) is the start of the first line."""
+    start = -len(pending)
+    while end - start >= max_line:
+        newline = chunk.rfind(b"\n", max(start, 0), start + max_line)
+        if newline < 0:
+            return True
+        start = newline + 1
+    return False
+
+
+def _text_batches(stream: str, now_ns: int, pending: bytes, chunk: bytes, end: int) -> list[Batch]:
+    """The whole lines of `pending + chunk[:end]` as text batches (`Batch.of_text`) of up to about
+    BATCH_TEXT_BYTES each, without copying the chunk into one block with `pending` first.
+
+    One large read becomes several batches: each is encoded and written while its bytes are still in the
+    CPU cache, which costs less than half as much as handling a 1 MiB read as one block.
+    """
+    batches: list[Batch] = []
+    start = -len(pending)  # where the next batch's text starts in `chunk`; negative: in `pending`
+    while True:
+        cut = end
+        if end - start > BATCH_TEXT_BYTES:
+            limit = max(start + BATCH_TEXT_BYTES, 0)
+            cut = chunk.rfind(b"\n", max(start, 0), limit)
+            if cut < 0:  # a line longer than a batch (a driver raised the line limit): cut after it
+                cut = chunk.find(b"\n", limit, end)
+                if cut < 0:
+                    cut = end
+        text = pending + chunk[:cut] if start < 0 else chunk[start:cut]
+        batches.append(Batch.of_text(stream, now_ns, text, text.count(b"\n") + 1))
+        if cut == end:
+            return batches
+        start = cut + 1
+
+
 Sink = Callable[[Batch], Awaitable[None]]
 RawSink = Callable[[str, bytes], Awaitable[None]]
 
 
 async def copy_stream(
-    fd: int,
+    fd: int | None,
     splitter: LineSplitter,
     deliver: Sink,
     on_raw: RawSink | None = None,
     on_read: Callable[[int], None] | None = None,
+    spool: StreamSpool | None = None,
 ) -> None:
     """Read `fd` (non-blocking) until EOF, handing each chunk's batches to `deliver`.
 
@@ -150,7 +199,15 @@ async def copy_stream(
     writes block, which is the backpressure Docker users expect. `on_raw` sees the bytes as read, before
     line splitting, for attached clients. A pty master reports EIO once the container side is closed:
     that is its EOF. The fd is not closed here.
+
+    With a `spool` (FIFOs), bytes go from `fd` into the spool first and are processed from there, so a
+    daemon killed at any moment loses nothing it read (see `logship.pipeline.spool`); `fd` None then means
+    the input has already ended and only what the spool holds is processed.
     """
+    if spool is not None:
+        await spool.copy(fd, splitter, deliver, on_raw, on_read)
+        return
+    assert fd is not None, "only a spool can be processed without an fd"
     stream = splitter.stream
     while True:
         try:

@@ -4,14 +4,15 @@ A message is one line of a container's output without its newline, its stream, a
 nanoseconds, optional partial metadata and optional attributes (Docker's `backend.LogMessage`).
 
 On the write path the copier does not build one object per line: it hands drivers a `Batch`, the
-lines of one read of one stream sharing one timestamp, with partial metadata kept sparse (only the
-lines that are pieces of a line longer than 16 KiB carry it). Readers yield lists of `Message`.
+lines of one read of one stream sharing one timestamp, usually still as one block of text, with partial
+metadata kept sparse (only the lines that are pieces of a line longer than 16 KiB carry it). Readers
+yield lists of `Message`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 STDOUT = "stdout"
 STDERR = "stderr"
@@ -48,26 +49,62 @@ class Message:
         return self.partial is None or self.partial.last
 
 
-@dataclass(slots=True)
 class Batch:
     """Lines read in one go from one stream, all stamped with one time.
 
     `partials` maps a line's index to its partial metadata; most batches have none.
     `nbytes` is the total size of the lines, kept so buffers can account in bytes cheaply.
+
+    The copier makes most batches with `of_text`: the lines stay one `bytes` joined by newlines (`text`)
+    and the list of lines is only built if a driver asks for `lines`. An encoder that can work on the whole
+    text at once (json-file) then never creates one object per line. A batch made from text is never
+    changed afterwards; one made from a list may be (the copier appends pieces of long lines).
     """
 
-    stream: str
-    timestamp_ns: int
-    lines: list[bytes]
-    partials: dict[int, PartialMeta] = field(default_factory=dict)
-    nbytes: int = -1
+    __slots__ = ("_count", "_lines", "_text", "nbytes", "partials", "stream", "timestamp_ns")
 
-    def __post_init__(self) -> None:
-        if self.nbytes < 0:
-            self.nbytes = sum(map(len, self.lines))
+    def __init__(
+        self,
+        stream: str,
+        timestamp_ns: int,
+        lines: list[bytes],
+        partials: dict[int, PartialMeta] | None = None,
+        nbytes: int = -1,
+    ) -> None:
+        self.stream = stream
+        self.timestamp_ns = timestamp_ns
+        self.partials: dict[int, PartialMeta] = {} if partials is None else partials
+        self.nbytes = sum(map(len, lines)) if nbytes < 0 else nbytes
+        self._lines: list[bytes] | None = lines
+        self._text: bytes | None = None
+        self._count = 0
+
+    @classmethod
+    def of_text(cls, stream: str, timestamp_ns: int, text: bytes, count: int) -> Batch:
+        """`count` whole lines (none of them a partial), joined by single newlines in `text`."""
+        batch = cls(stream, timestamp_ns, [], nbytes=len(text) - (count - 1))
+        batch._lines = None
+        batch._text = text
+        batch._count = count
+        return batch
+
+    @property
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            assert self._text is not None
+            self._lines = self._text.split(b"\n")
+        return self._lines
+
+    @property
+    def text(self) -> bytes | None:
+        """The lines joined by newlines for a batch made with `of_text`, else None."""
+        return self._text
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self._count if self._lines is None else len(self._lines)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.stream!r}, {self.timestamp_ns}, {self.lines!r}, {self.partials!r}, nbytes={self.nbytes})"
 
     def ends_line(self, index: int) -> bool:
         meta = self.partials.get(index)
@@ -83,6 +120,7 @@ class Batch:
         """Split after the first `count` lines: (head, rest), partial metadata re-indexed."""
         head_partials = {i: m for i, m in self.partials.items() if i < count}
         rest_partials = {i - count: m for i, m in self.partials.items() if i >= count}
-        head = Batch(self.stream, self.timestamp_ns, self.lines[:count], head_partials)
-        rest = Batch(self.stream, self.timestamp_ns, self.lines[count:], rest_partials)
+        lines = self.lines
+        head = Batch(self.stream, self.timestamp_ns, lines[:count], head_partials)
+        rest = Batch(self.stream, self.timestamp_ns, lines[count:], rest_partials)
         return head, rest

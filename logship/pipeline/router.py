@@ -10,6 +10,10 @@ Each driver gets its own channel, a queue bounded in bytes of line data with a w
   limited), never silently. As in Docker, a line larger than the whole buffer is still taken when the
   buffer is empty.
 
+Drivers that write without waiting (json-file and local append small batches on the spot) would never hand the
+event loop back to the copier, nor the copier to them: `deliver` gives the workers a turn after each
+batch in non-blocking mode, and after each large one in blocking mode.
+
 A driver that raises loses that batch (its lines are counted as failed and the daemon log says why); the
 router keeps going with the next batch, and other drivers and containers never notice.
 """
@@ -32,6 +36,8 @@ log = logging.getLogger("logship.router")
 # How much a blocking channel may hold before the container is made to wait: a few reads' worth, so the
 # copier can read the next chunk while the driver writes the previous one.
 BLOCKING_QUEUE_BYTES = 4 << 20
+# Blocking mode: after a batch of at least this many bytes the copier gives the workers a turn.
+HAND_OVER_BYTES = 64 << 10
 WARN_INTERVAL_S = 10.0
 DEFAULT_FLUSH_TIMEOUT_S = 10.0
 CLOSE_GRACE_S = 5.0
@@ -53,16 +59,35 @@ class _Channel:
         self._closing = False
         self._warned_at = 0.0
         self._reported = (0, 0)  # (dropped, failed) already reported in the daemon log
+        self._given_up = ""  # why a blocked put no longer waits, "" while it does
         self.worker = asyncio.get_running_loop().create_task(self._run(), name=f"log-{driver.name}-{container[:12]}")
+
+    async def idle(self) -> None:
+        """Until the queue is empty and the driver has returned from its last batch."""
+        await self._idle.wait()
 
     def _fits(self, nbytes: int) -> bool:
         return not self.queue or self.queued_bytes + nbytes <= self.limit
 
     async def put(self, batch: Batch) -> None:
         while not self._fits(batch.nbytes):
+            if self._given_up:
+                self.stats.record_failed(len(batch), self._given_up)
+                return
             self._space.clear()
             await self._space.wait()
         self._enqueue(batch)
+
+    @property
+    def given_up(self) -> bool:
+        return bool(self._given_up)
+
+    def give_up_waiting(self, reason: str) -> None:
+        """Blocking mode, the container has ended and the driver is still stuck past the flush bound: the
+        copier must not wait any longer. What does not fit from now on is counted as failed, not queued.
+        An empty `reason` makes puts wait again (a restart policy's next run keeps the router)."""
+        self._given_up = reason
+        self._space.set()
 
     def offer(self, batch: Batch) -> None:
         """Non-blocking: take what fits, count the rest as dropped."""
@@ -81,7 +106,7 @@ class _Channel:
         if taken:
             head, _ = batch.take(taken)
             self._enqueue(head)
-        self.stats.lines_dropped += len(batch.lines) - taken
+        self.stats.lines_dropped += len(batch) - taken
         self._maybe_warn()
 
     def _enqueue(self, batch: Batch) -> None:
@@ -103,11 +128,11 @@ class _Channel:
             batch = self.queue[0]
             try:
                 await self.driver.log(batch)
-                self.stats.record_written(len(batch.lines), batch.nbytes)
+                self.stats.record_written(len(batch), batch.nbytes)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # a driver failure must never stop the pipeline
-                self.stats.record_failed(len(batch.lines), f"{type(err).__name__}: {err}")
+                self.stats.record_failed(len(batch), f"{type(err).__name__}: {err}")
                 self._maybe_warn()
             self.queue.popleft()
             self.queued_bytes -= batch.nbytes
@@ -161,7 +186,7 @@ class _Channel:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
-            lost = sum(len(b.lines) for b in self.queue)
+            lost = sum(len(b) for b in self.queue)
             self.worker.cancel()
             self.stats.record_failed(lost, f"not written within the {timeout:g}s flush bound at close")
             self.queue.clear()
@@ -172,6 +197,10 @@ class _Channel:
             await asyncio.wait_for(self.driver.close(), timeout + CLOSE_GRACE_S)
         except Undelivered as err:
             self.stats.record_failed(err.lines, f"not delivered at close: {err.reason}")
+        except TimeoutError:
+            reason = f"not delivered at close: the driver did not finish within {timeout + CLOSE_GRACE_S:g}s"
+            self.stats.record_failed(0, reason)
+            log.error("closing log driver %s for container %s: %s", self.driver.name, self.container[:12], reason)
         except Exception as err:
             self.stats.record_failed(0, f"close: {type(err).__name__}: {err}")
             log.error("closing log driver %s for container %s: %s", self.driver.name, self.container[:12], err)
@@ -210,14 +239,43 @@ class Router:
             channel.refresh_stats()
 
     async def deliver(self, batch: Batch) -> None:
-        self.stats.lines_read += len(batch.lines)
+        self.stats.lines_read += len(batch)
         if batch.partials:
             self.stats.partial_messages += len(batch.partials)
-        for channel in self._channels:
-            if self.blocking:
+        if self.blocking:
+            for channel in self._channels:
                 await channel.put(batch)
-            else:
-                channel.offer(batch)
+            if batch.nbytes >= HAND_OVER_BYTES:
+                # Let the workers write it now, while its bytes are still in the CPU cache, rather than
+                # after the copier has read up to BLOCKING_QUEUE_BYTES more. (Small batches come from
+                # small reads, after which the copier waits for the pipe and the workers run anyway.)
+                await asyncio.sleep(0)
+            return
+        for channel in self._channels:
+            channel.offer(batch)
+        # Offering never waits, and a driver that writes without waiting (json-file, local) never hands control
+        # back either: without this turn of the event loop the copier would read a whole burst while the
+        # workers starve and the ring buffers overflow. One turn lets each worker empty its queue, after
+        # which the copier reads on: the container still never waits for the drivers.
+        await asyncio.sleep(0)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Until every batch delivered so far was handed to its driver, with the drivers left open (a run
+        ended and a restart policy starts the next one); False if that took longer than `timeout`."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(c.idle() for c in self._channels)), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def given_up(self) -> bool:
+        return any(channel.given_up for channel in self._channels)
+
+    def give_up_waiting(self, reason: str) -> None:
+        """Let a copier blocked on a stuck driver go; see `_Channel.give_up_waiting`."""
+        for channel in self._channels:
+            channel.give_up_waiting(reason)
 
     async def close(self, timeout: float = DEFAULT_FLUSH_TIMEOUT_S) -> None:
         """Flush every channel (bounded) and close the drivers, all concurrently."""

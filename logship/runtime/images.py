@@ -6,7 +6,7 @@ On disk, under `<data_root>/images/`:
     <64-hex>/config.json   a Docker image config; the image ID is "sha256:" + sha256 of these exact bytes
     <64-hex>/meta.json     what is not part of the ID: {"size": bytes of the rootfs, counted as Docker does}
     repositories.json      {"name:tag": "sha256:<64-hex>"}, names in Docker's short ("familiar") form
-    tmp/                   staging: imports are built here and renamed into place when complete
+    tmp/                   staging: imports and loads are built here and renamed into place when complete
 
 Every change becomes visible in one rename (an image directory, or repositories.json rewritten beside
 itself), so a crash never leaves half an image or a torn tag file; leftovers in tmp/ are cleared when
@@ -15,6 +15,11 @@ extracting the archive) runs outside it, so imports can proceed side by side.
 
 The functions are synchronous and may block on disk and on the import stream: the asyncio daemon calls
 them in a worker thread.
+
+Images arrive two ways: `import_tarball` builds a config around one flat root filesystem (`docker
+import`), and `add_image` takes a config as it is with a function that writes the files (`docker load`,
+whose archives `imageload` reads). Layers are not kept apart: an image's layers are applied, in order,
+into its one rootfs.
 
 Docker behaviour reproduced here: lookup by tag, full ID or unique ID prefix (GetImage), `docker
 import`'s config, and the untag/delete rules and messages of `docker rmi` (ImageDelete). References are
@@ -59,6 +64,10 @@ _META = "meta.json"
 _ROOTFS = "rootfs"
 
 
+# Writes an image's files into the empty rootfs directory it is given.
+RootfsWriter = Callable[[Path], None]
+
+
 # `docker rmi`'s answer: [{"Untagged": "busybox:latest"}, {"Deleted": "sha256:..."}]
 RemovalRecords = list[dict[str, str]]
 # Given an image ID, the IDs of the containers whose root filesystem is built on it.
@@ -73,6 +82,13 @@ class Image:
     size: int  # bytes of the root filesystem
     config: dict[str, Any]  # the whole image config (config.json)
     rootfs: Path
+
+
+@dataclass
+class AddedImage:
+    image: Image
+    # The tags that pointed at another image before, with that image's ID: {"busybox:latest": "sha256:..."}
+    moved_tags: dict[str, str]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -146,6 +162,39 @@ class ImageStore:
                     tags[str(target)] = "sha256:" + hex_id
                     self._write_tags(tags)
                 return self._load(hex_id, tags)
+
+    def add_image(self, config: bytes, write_rootfs: RootfsWriter, tags: Sequence[str] = ()) -> AddedImage:
+        """Store an image whose config is known before its files, as `docker load` does: the config is
+        kept byte for byte (the ID is its digest) and `write_rootfs(directory)` fills the root filesystem.
+        An image of the same ID already here is kept and `write_rootfs` is not called. Each of `tags`
+        ("name:tag") then points at the image, moved from any other image that had it."""
+        targets = [str(tag_reference(tag)) for tag in tags]
+        hex_id = hashlib.sha256(config).hexdigest()
+        if self._exists(hex_id):
+            return self._tag_added(hex_id, targets)
+        with self._staging_directory("load-") as staging:
+            rootfs = staging / _ROOTFS
+            rootfs.mkdir()
+            os.chmod(rootfs, 0o755)  # unless a layer's "./" entry says otherwise
+            write_rootfs(rootfs)
+            _write_durably(staging / _CONFIG, config)
+            _write_durably(staging / _META, json.dumps({"size": _rootfs_size(rootfs)}).encode())
+            os.sync()  # as in import_tarball: the files must be on disk before the rename shows them
+            with self._lock:
+                self._commit(staging, hex_id)
+            return self._tag_added(hex_id, targets)
+
+    def _tag_added(self, hex_id: str, targets: Sequence[str]) -> AddedImage:
+        image_id = "sha256:" + hex_id
+        with self._lock:
+            if not self._exists(hex_id):
+                raise Conflict(f"the image {image_id} was removed while it was being loaded: load it again")
+            tags = self._read_tags()
+            moved = {target: tags[target] for target in targets if tags.get(target, image_id) != image_id}
+            if targets:
+                tags.update((target, image_id) for target in targets)
+                self._write_tags(tags)
+            return AddedImage(self._load(hex_id, tags), moved)
 
     def import_directory(
         self, path: Path, reference: str | None, changes: Sequence[str] = (), message: str = ""

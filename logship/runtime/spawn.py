@@ -14,6 +14,8 @@ is in the state directory, so a restarted daemon can `reattach`:
     process.json   supervisor and init pids with start times, pty master fd, cgroup (daemon, after start)
     status.fifo    init -> daemon: `{"pid": ...}`, then EOF on exec or an error line
     stdout.fifo, stderr.fifo, stdin.fifo    the container's streams (no FIFOs with a tty: a pty instead)
+    release.fifo   daemon -> supervisor: the output FIFOs are drained, stop holding them (see release())
+    spool/         the daemon's: output between the FIFOs and the log drivers (logship.pipeline.spool)
     exitcode       the command's exit status, written by the supervisor when it ends
     supervisor.log what sh, unshare or Python printed outside the container (start failures)
     hostname, hosts, resolv.conf            bind-mounted into the container's /etc
@@ -70,6 +72,12 @@ STATUS_FIFO = "status.fifo"
 STDOUT_FIFO = "stdout.fifo"
 STDERR_FIFO = "stderr.fifo"
 STDIN_FIFO = "stdin.fifo"
+RELEASE_FIFO = "release.fifo"  # daemon -> supervisor: every byte of the output FIFOs is spooled, you may go
+# The fds supervisor.sh uses itself (release.fifo, and the FIFO write ends it opens for init). No fd the
+# daemon passes to it may have these numbers, so passed fds are moved to 10 and above.
+SUPERVISOR_STDOUT_FD = 8
+SUPERVISOR_STDERR_FD = 9
+LOWEST_PASSED_FD = 10
 EXITCODE = "exitcode"
 SUPERVISOR_LOG = "supervisor.log"
 
@@ -111,6 +119,10 @@ class ContainerSpec:
     nano_cpus: int = 0
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
+    # FIFOs only: the supervisor keeps holding the output FIFOs after the container ended until
+    # `Process.release()` (the daemon calls it once it has read them to EOF). Without it a container that
+    # ends while the daemon is away loses what was still in its pipes.
+    hold_output: bool = False
 
 
 class StartError(Exception):
@@ -212,6 +224,28 @@ class Process:
             raise ValueError(f"terminal size {rows}x{cols} is out of range (0 to 65535 rows and columns)")
         fcntl.ioctl(self.stdout_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
+    async def wait_init(self) -> None:
+        """Resolves once the container's pid 1 has exited (at once when it was already gone when found).
+        The supervisor may still be waiting to be released (see `release`)."""
+        if self._init_pidfd >= 0:
+            await wait_readable(self._init_pidfd)
+
+    def release(self) -> None:
+        """Tell a supervisor that holds the output FIFOs after the container ended that every byte has
+        been read (moved to the spool): it may exit now. Harmless when it is gone or does not wait."""
+        try:
+            fd = os.open(self.state_dir / RELEASE_FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
+            if err.errno in (errno.ENXIO, errno.ENOENT):  # no supervisor reads it (gone, or a pty container)
+                return
+            raise
+        try:
+            os.write(fd, b"\n")
+        except BlockingIOError:
+            pass  # full of earlier releases: it will read one of them
+        finally:
+            os.close(fd)
+
     def close_stdin(self) -> None:
         """The container reads EOF on stdin (no-op with a tty: the terminal stays open)."""
         if self.stdin_fd is not None and not self.tty:
@@ -225,7 +259,10 @@ class Process:
 
     async def wait(self) -> ExitStatus:
         """Resolves when the supervisor has exited: the exit code, whether the kernel OOM-killed in the
-        container, and the cgroup removed. Any number of callers may wait; one does the work."""
+        container, and the cgroup removed. Any number of callers may wait; one does the work.
+
+        With `ContainerSpec.hold_output` the supervisor outlives the container until `release()` is
+        called (once the output is drained): call it, or this never resolves."""
         if self._exit is None:
             if self.closed:
                 raise RuntimeError("cannot wait: close_fds() was called before the container ended")
@@ -277,7 +314,7 @@ async def start(spec: ContainerSpec) -> Process:
         raise StartError(f"cannot prepare the container's state directory {state_dir}: {err}") from err
 
     try:
-        popen = _spawn_supervisor(state_dir, streams)
+        popen = _spawn_supervisor(state_dir, streams, spec.hold_output)
     except BaseException:
         streams.close_all()
         os.close(status_fd)
@@ -486,17 +523,18 @@ class _Streams:
     stdout: int  # daemon: FIFO read end or pty master
     stderr: int | None
     stdin: int | None
-    child_stdin: int
+    child_stdin: int  # the numbers init finds the container's stdio under (init.json's stdio_fds)
     child_stdout: int
     child_stderr: int
     held: tuple[int, ...]  # inherited by the supervisor and kept for the container's whole life
+    child_only: tuple[int, ...]  # passed on to init; the daemon closes its copies once the supervisor runs
     pty_master: int | None = None
 
     def child_stdio(self) -> tuple[int, int, int]:
         return (self.child_stdin, self.child_stdout, self.child_stderr)
 
     def close_child_ends(self) -> None:
-        for fd in {self.child_stdin, self.child_stdout, self.child_stderr}:
+        for fd in self.child_only:
             os.close(fd)
 
     def close_all(self) -> None:
@@ -507,11 +545,12 @@ class _Streams:
 
 
 def _open_streams(state_dir: Path, tty: bool, open_stdin: bool) -> _Streams:
-    """Every fd is above 2: Popen puts the supervisor's log on 0/1/2 and must not clobber ours."""
+    """Every fd is at LOWEST_PASSED_FD or above: Popen puts the supervisor's log on 0/1/2 and the supervisor
+    uses 7-9 itself; neither may clobber ours."""
     opened: list[int] = []
 
     def keep(fd: int) -> int:
-        fd = _above_stdio(fd)
+        fd = _above_low_fds(fd)
         opened.append(fd)
         return fd
 
@@ -535,15 +574,18 @@ def _open_streams_into(keep: Callable[[int], int], state_dir: Path, tty: bool, o
             child_stdout=slave,
             child_stderr=slave,
             held=(master,),
+            child_only=(slave,),
             pty_master=master,
         )
+    release = state_dir / RELEASE_FIFO
+    release.unlink(missing_ok=True)
+    os.mkfifo(release, 0o600)
     stdout_read = keep(_fresh_fifo_reader(state_dir / STDOUT_FIFO))
     stderr_read = keep(_fresh_fifo_reader(state_dir / STDERR_FIFO))
     for fd in (stdout_read, stderr_read):
         _enlarge_pipe(fd)
-    # A reader exists, so opening the write ends does not block; the container's writes must block.
-    stdout_write = keep(os.open(state_dir / STDOUT_FIFO, os.O_WRONLY | os.O_CLOEXEC))
-    stderr_write = keep(os.open(state_dir / STDERR_FIFO, os.O_WRONLY | os.O_CLOEXEC))
+    # The write ends are opened by the supervisor for init alone (see supervisor.sh), so that the daemon
+    # reads EOF once the container's processes are gone although the supervisor still holds read ends.
     if open_stdin:
         stdin_read = keep(_fresh_fifo_reader(state_dir / STDIN_FIFO))
         stdin_write = keep(os.open(state_dir / STDIN_FIFO, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
@@ -557,13 +599,15 @@ def _open_streams_into(keep: Callable[[int], int], state_dir: Path, tty: bool, o
         stderr=stderr_read,
         stdin=stdin,
         child_stdin=stdin_read,
-        child_stdout=stdout_write,
-        child_stderr=stderr_write,
+        child_stdout=SUPERVISOR_STDOUT_FD,
+        child_stderr=SUPERVISOR_STDERR_FD,
         held=(stdout_read, stderr_read),
+        child_only=(stdin_read,),
     )
 
 
-def _spawn_supervisor(state_dir: Path, streams: _Streams) -> subprocess.Popen[bytes]:
+def _spawn_supervisor(state_dir: Path, streams: _Streams, hold_output: bool) -> subprocess.Popen[bytes]:
+    mode = "tty" if streams.pty_master is not None else ("fifo-held" if hold_output else "fifo")
     unshare = shutil.which("unshare", path=SUPERVISOR_ENV["PATH"])
     if unshare is None:
         raise StartError("cannot start containers: the `unshare` program (util-linux) is not installed")
@@ -572,13 +616,13 @@ def _spawn_supervisor(state_dir: Path, streams: _Streams) -> subprocess.Popen[by
     log = os.open(state_dir / SUPERVISOR_LOG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         return subprocess.Popen(
-            [unshare, "--pid", "--", "/bin/sh", str(SUPERVISOR), sys.executable, str(INIT)],
+            [unshare, "--pid", "--", "/bin/sh", str(SUPERVISOR), sys.executable, str(INIT), mode],
             cwd=state_dir,
             env=SUPERVISOR_ENV,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            pass_fds=tuple(dict.fromkeys(streams.held + streams.child_stdio())),
+            pass_fds=tuple(dict.fromkeys(streams.held + streams.child_only)),
             start_new_session=True,  # terminal and process-group signals of the daemon stay away
         )
     except OSError as err:
@@ -650,6 +694,7 @@ async def _abandon(process: Process, init_is_exiting: bool) -> ExitStatus:
     """
     if not init_is_exiting:
         process.signal(signal.SIGKILL)
+    process.release()  # a failed start has no output worth draining: the supervisor need not wait for us
     if init_is_exiting or process._init_pidfd >= 0:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(process.wait()), 10)
@@ -680,14 +725,15 @@ def _fresh_fifo_reader(path: Path) -> int:
     """A new FIFO (an old one may still have a reader of a previous run), opened for reading."""
     path.unlink(missing_ok=True)
     os.mkfifo(path, 0o600)
-    return _above_stdio(_open_fifo(path, os.O_RDONLY))
+    return _above_low_fds(_open_fifo(path, os.O_RDONLY))
 
 
-def _above_stdio(fd: int) -> int:
-    """A daemon started with closed stdio gets fds 0-2 from open(); move such an fd higher."""
-    if fd > 2:
+def _above_low_fds(fd: int) -> int:
+    """Move an fd to LOWEST_PASSED_FD or above: below are the supervisor's own (0-2: its log, 7-9: see
+    supervisor.sh); a daemon started with closed stdio even gets 0-2 from open()."""
+    if fd >= LOWEST_PASSED_FD:
         return fd
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LOWEST_PASSED_FD)
     os.close(fd)
     return moved
 

@@ -77,7 +77,7 @@ def apply_layer(stream: BinaryIO, root: Path) -> str:
     the stream is not a usable archive); whatever was extracted before stays in `root`, so callers
     extract into a staging directory they can throw away.
     """
-    reader = _DigestingReader(_decompressed(stream))
+    reader = _DigestingReader(decompressed(stream))
     writer = _LayerWriter(root)
     try:
         try:
@@ -96,12 +96,20 @@ def apply_layer(stream: BinaryIO, root: Path) -> str:
     return reader.digest()
 
 
-class _Readable(Protocol):
+def is_compressed(head: bytes) -> bool:
+    """Whether a stream starting with `head` (its first 6 bytes suffice) is compressed in a format
+    `decompressed` recognises (zstd included, which it refuses)."""
+    return head.startswith((_GZIP_MAGIC, _BZIP2_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC))
+
+
+class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _decompressed(stream: BinaryIO) -> _Readable:
-    """The uncompressed bytes of `stream`, recognising the compression from its first bytes."""
+def decompressed(stream: BinaryIO) -> Readable:
+    """The uncompressed bytes of `stream`, recognising the compression (gzip, bzip2, xz) from its first
+    bytes; a plain stream is returned as is. zstd is refused with an InvalidParameter saying what to do.
+    Corrupt compressed data surfaces on read, as OSError, EOFError, zlib.error or lzma.LZMAError."""
     head = _read_exactly_up_to(stream, len(_XZ_MAGIC))
     whole = io.BufferedReader(_Prefixed(head, stream))
     if head.startswith(_GZIP_MAGIC):
@@ -153,7 +161,7 @@ class _Prefixed(io.RawIOBase):
 class _DigestingReader(io.RawIOBase):
     """Hands tarfile the uncompressed bytes while hashing them for the diff id."""
 
-    def __init__(self, source: _Readable) -> None:
+    def __init__(self, source: Readable) -> None:
         super().__init__()
         self._source = source
         self._sha256 = hashlib.sha256()
