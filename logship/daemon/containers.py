@@ -807,6 +807,7 @@ async def _release_when_drained(short_id: str, process: spawn.Process, spool: Sp
     mode): after the flush bound they stop waiting for it (`Router.give_up_waiting`). If a FIFO stays open
     (a process outside the container holding a write end), the supervisor is let go after DRAIN_TIMEOUT_S
     anyway, so the container does not look "running" forever."""
+
     async def input_ended() -> None:  # a task, not the bare gather: cancelling it then leaves no stray error
         await spool.input_ended()
 
