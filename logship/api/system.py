@@ -71,7 +71,7 @@ def _cgroup_version() -> str:
 async def info(request: web.Request) -> web.Response:
     b = backend(request)
     records = [c.record for c in b.containers.all()]
-    running = sum(1 for r in records if r.state.running)
+    running = sum(1 for r in records if r.state.running or r.state.restarting)  # as dockerd counts them
     settings = b.settings
     images = b.images.list()
     return json_response(
