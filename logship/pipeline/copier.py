@@ -21,10 +21,13 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from logship.asyncfd import wait_readable
 from logship.pipeline.message import MAX_LINE_SIZE, Batch, PartialMeta
-from logship.pipeline.spool import StreamSpool
+
+if TYPE_CHECKING:  # the spool reads through this module's functions: a type-only import avoids the cycle
+    from logship.pipeline.spool import StreamSpool
 
 READ_SIZE = 1 << 20  # one pipe's worth: the FIFOs are enlarged to 1 MiB
 # A read is handed on in batches of up to about this many bytes of text (see _text_batches): small enough
@@ -208,24 +211,36 @@ async def copy_stream(
         await spool.copy(fd, splitter, deliver, on_raw, on_read)
         return
     assert fd is not None, "only a spool can be processed without an fd"
-    stream = splitter.stream
-    while True:
-        try:
-            chunk = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            await wait_readable(fd)
-            continue
-        except OSError as err:
-            if err.errno == errno.EIO:
-                break
-            raise
-        if not chunk:
-            break
-        if on_read is not None:
-            on_read(len(chunk))
-        if on_raw is not None:
-            await on_raw(stream, chunk)
-        for batch in splitter.feed(chunk, time.time_ns()):
-            await deliver(batch)
+    while await copy_one_read(fd, splitter, deliver, on_raw, on_read):
+        pass
     for batch in splitter.finish(time.time_ns()):
         await deliver(batch)
+
+
+async def copy_one_read(
+    fd: int,
+    splitter: LineSplitter,
+    deliver: Sink,
+    on_raw: RawSink | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> bool:
+    """One read of `fd` handed on as batches (or, when the pipe is empty, a wait until it is readable);
+    False once the input has ended: EOF, or EIO from a pty master whose container side is closed."""
+    try:
+        chunk = os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        await wait_readable(fd)
+        return True
+    except OSError as err:
+        if err.errno == errno.EIO:
+            return False
+        raise
+    if not chunk:
+        return False
+    if on_read is not None:
+        on_read(len(chunk))
+    if on_raw is not None:
+        await on_raw(splitter.stream, chunk)
+    for batch in splitter.feed(chunk, time.time_ns()):
+        await deliver(batch)
+    return True

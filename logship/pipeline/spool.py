@@ -48,12 +48,12 @@ from typing import Any
 
 from logship.asyncfd import wait_readable
 from logship.drivers.base import LogDriver
+from logship.pipeline.copier import READ_SIZE, LineSplitter, RawSink, Sink, copy_one_read
 from logship.pipeline.message import Batch
 
 log = logging.getLogger("logship.spool")
 
 SPOOL_DIR = "spool"
-READ_SIZE = 1 << 20  # one pipe's worth: the FIFOs are enlarged to 1 MiB
 SEGMENT_BYTES = 8 << 20
 INTENT_EVERY_BYTES = 1 << 20  # a file driver's progress is saved at least once per this many bytes of lines
 IDLE_SAVE_S = 0.2  # a file driver's last acknowledgement is saved once it has had nothing to write this long
@@ -63,9 +63,6 @@ _SLOT_BYTES = 2048
 # Drivers that append whole records to one file through `LogFile` (json-file, local and the local-format
 # dual-logging cache): the ones a torn write can be undone for.
 FILE_DRIVERS = frozenset({"json-file", "local", "cache"})
-
-Sink = Callable[[Batch], Awaitable[None]]
-RawSink = Callable[[str, bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -409,7 +406,7 @@ class StreamSpool:
     async def copy(
         self,
         fd: int | None,
-        splitter: Any,
+        splitter: LineSplitter,
         deliver: Sink,
         on_raw: RawSink | None = None,
         on_read: Callable[[int], None] | None = None,
@@ -491,7 +488,7 @@ class StreamSpool:
     async def _bypass(
         self,
         fd: int,
-        splitter: Any,
+        splitter: LineSplitter,
         deliver: Sink,
         on_raw: RawSink | None,
         on_read: Callable[[int], None] | None,
@@ -499,22 +496,10 @@ class StreamSpool:
         """Non-blocking mode with the disk full: the container must never wait, so one read goes straight to
         the router, which drops and counts what its drivers cannot take. The spool stays consistent: these
         bytes are simply not in it (the spool had been read to its end before splicing was tried)."""
-        try:
-            chunk = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            await wait_readable(fd)
-            return
-        if not chunk:
+        if not await copy_one_read(fd, splitter, deliver, on_raw, on_read):
             self.input_ended.set()
-            return
-        if on_read is not None:
-            on_read(len(chunk))
-        if on_raw is not None:
-            await on_raw(self.stream, chunk)
-        for batch in splitter.feed(chunk, time.time_ns()):
-            await deliver(batch)
 
-    async def _split(self, chunk: bytes, at: _ReadPosition, splitter: Any, deliver: Sink) -> None:
+    async def _split(self, chunk: bytes, at: _ReadPosition, splitter: LineSplitter, deliver: Sink) -> None:
         """Split one read and deliver its batches, each with the checkpoint a driver reaches with it."""
         end = at.offset + len(chunk)
         batches = splitter.feed(chunk, time.time_ns())
@@ -524,7 +509,7 @@ class StreamSpool:
             # After the last newline only pieces of a long line were produced, max_line bytes each.
             produced = at.lines + sum(len(batch) for batch in batches)
             at.clean = at.offset + newline + 1
-            at.clean_line = produced - (end - at.clean) // int(splitter.max_line)
+            at.clean_line = produced - (end - at.clean) // splitter.max_line
         for index, batch in enumerate(batches):
             first, at.lines = at.lines, at.lines + len(batch)
             offset, line = (at.clean, at.clean_line) if index == len(batches) - 1 else before
