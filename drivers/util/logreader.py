@@ -200,24 +200,43 @@ async def _read(
     file: LogFile, snapshot: Snapshot, codec: RecordCodec, config: ReadConfig, logger: logging.Logger
 ) -> AsyncIterator[list[Message]]:
     window = _TimeWindow(config.since_ns, config.until_ns)
-    current = _Segment(file.path, snapshot.current, False, snapshot.position.size)
-    opened = [_Segment.rotated(found) for found in snapshot.rotated]
-    opened.append(current)
+    opened = _segments_of(file, snapshot)
     try:
         if config.tail != 0:
             async for messages in _history(opened, codec, config.tail, window, logger):
                 yield messages
             if window.finished:
                 return
-        for segment in opened[:-1]:
-            segment.close()
-        opened[:-1] = []
-        if config.follow:
-            async for messages in _follow(file, codec, window, opened, snapshot.position, logger):
-                yield messages
+        async for messages in _then_follow(file, codec, window, opened, snapshot, config, logger):
+            yield messages
     finally:
         for segment in opened:
             segment.close()
+
+
+def _segments_of(file: LogFile, snapshot: Snapshot) -> list[_Segment]:
+    """The snapshot's files as segments, oldest first, the current file last."""
+    opened = [_Segment.rotated(found) for found in snapshot.rotated]
+    opened.append(_Segment(file.path, snapshot.current, False, snapshot.position.size))
+    return opened
+
+
+async def _then_follow(
+    file: LogFile,
+    codec: RecordCodec,
+    window: _TimeWindow,
+    opened: list[_Segment],
+    snapshot: Snapshot,
+    config: ReadConfig,
+    logger: logging.Logger,
+) -> AsyncIterator[list[Message]]:
+    """After the history: the rotated files are done with; with `follow`, what the writer appends next."""
+    for segment in opened[:-1]:
+        segment.close()
+    opened[:-1] = []
+    if config.follow:
+        async for messages in _follow(file, codec, window, opened, snapshot.position, logger):
+            yield messages
 
 
 async def _history(
@@ -324,20 +343,15 @@ async def _read_text(
     file: LogFile, snapshot: Snapshot, codec: TextCodec, config: ReadConfig, logger: logging.Logger
 ) -> AsyncIterator[list[Run]]:
     window = _TimeWindow(config.since_ns, config.until_ns)
-    opened = [_Segment.rotated(found) for found in snapshot.rotated]
-    opened.append(_Segment(file.path, snapshot.current, False, snapshot.position.size))
+    opened = _segments_of(file, snapshot)
     try:
         for segment in await asyncio.to_thread(_worth_reading, opened, window.since_ns):
             async for runs in _text_of_segment(segment, codec, window, logger):
                 yield runs
             if window.finished:
                 return
-        for segment in opened[:-1]:
-            segment.close()
-        opened[:-1] = []
-        if config.follow:
-            async for messages in _follow(file, codec, window, opened, snapshot.position, logger):
-                yield runs_of(messages)
+        async for messages in _then_follow(file, codec, window, opened, snapshot, config, logger):
+            yield runs_of(messages)
     finally:
         for segment in opened:
             segment.close()
