@@ -52,19 +52,22 @@ def _int_query(request: web.Request, *names: str) -> int | None:
     return None
 
 
-async def stop(request: web.Request) -> web.Response:
-    container = _container(request)
+def _stop_query(request: web.Request) -> tuple[int | None, int | None]:
+    """`t` (or `timeout`) and `signal` of a stop or restart: how long to wait, and what to send first."""
     timeout = _int_query(request, "t", "timeout")
     sig = parse_signal(request.query["signal"]) if request.query.get("signal") else None
-    await backend(request).containers.stop(container, timeout, sig)
+    return timeout, sig
+
+
+async def stop(request: web.Request) -> web.Response:
+    container = _container(request)
+    await backend(request).containers.stop(container, *_stop_query(request))
     return web.Response(status=204)
 
 
 async def restart(request: web.Request) -> web.Response:
     container = _container(request)
-    timeout = _int_query(request, "t", "timeout")
-    sig = parse_signal(request.query["signal"]) if request.query.get("signal") else None
-    await backend(request).containers.restart(container, timeout, sig)
+    await backend(request).containers.restart(container, *_stop_query(request))
     return web.Response(status=204)
 
 
