@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fluentd_receiver import ForwardReceiver
 from tests.harness import Daemon
 from tests.journal import Journald, journal_problem
 from tests.localstack import LocalStack, localstack_problem
@@ -70,3 +71,15 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[ForwardReceiver]:
+    """A fluentd forward receiver on a loopback port; at the end, nothing a driver sent broke the protocol."""
+    server = ForwardReceiver()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert server.protocol_errors == []

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,10 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def run_with_fluentd(daemon: Daemon, address: str, *args: str, opts: Iterable[str] = ()) -> str:
+    """`logship run -d --log-driver fluentd --log-opt fluentd-address=ADDRESS [--log-opt OPT]... ARGS`; the
+    container's id."""
+    log_opts = [item for opt in (f"fluentd-address={address}", *opts) for item in ("--log-opt", opt)]
+    return daemon.ok("run", "-d", "--log-driver", "fluentd", *log_opts, *args).strip()

@@ -6,31 +6,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fluentd_receiver import ForwardReceiver
-from tests.harness import Daemon
+from tests.harness import Daemon, run_with_fluentd
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def receiver() -> Iterator[ForwardReceiver]:
-    server = ForwardReceiver()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def fluentd(daemon: Daemon, address: str, *args: str, opts: tuple[str, ...] = ()) -> str:
-    log_opts = [item for opt in (f"fluentd-address={address}", *opts) for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "fluentd", *log_opts, *args).strip()
 
 
 def seq(count: int) -> str:
@@ -40,7 +24,7 @@ def seq(count: int) -> str:
 def test_logs_of_a_fluentd_container_come_from_its_cache_and_match_fluentd(
     shared_daemon: Daemon, receiver: ForwardReceiver
 ) -> None:
-    container_id = fluentd(
+    container_id = run_with_fluentd(
         shared_daemon, receiver.address, "busybox", "sh", "-c", "echo out; echo err >&2; " + seq(300)
     )
     shared_daemon.ok("wait", container_id)
@@ -59,14 +43,14 @@ def test_logs_of_a_fluentd_container_come_from_its_cache_and_match_fluentd(
 def test_a_running_fluentd_container_is_followed_through_its_cache(
     shared_daemon: Daemon, receiver: ForwardReceiver
 ) -> None:
-    container_id = fluentd(
+    container_id = run_with_fluentd(
         shared_daemon, receiver.address, "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo tick$i; sleep 0.2; done"
     )
     assert shared_daemon.ok("logs", "-f", container_id, timeout=30).split() == [f"tick{i}" for i in range(1, 6)]
 
 
 def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
-    container_id = fluentd(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "busybox",
@@ -102,7 +86,7 @@ def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardRece
 def test_a_disabled_cache_and_the_none_driver_give_dockers_error(
     shared_daemon: Daemon, receiver: ForwardReceiver
 ) -> None:
-    container_id = fluentd(
+    container_id = run_with_fluentd(
         shared_daemon, receiver.address, "busybox", "echo", "not cached", opts=("cache-disabled=true",)
     )
     shared_daemon.ok("wait", container_id)
@@ -118,7 +102,7 @@ def test_in_blocking_mode_the_cache_loses_nothing_while_fluentd_is_away(shared_d
     address = receiver.address
     receiver.stop()
     try:
-        container_id = fluentd(
+        container_id = run_with_fluentd(
             shared_daemon,
             address,
             "busybox",

@@ -8,32 +8,15 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fluentd_receiver import ForwardReceiver
-from tests.harness import Daemon
+from tests.harness import Daemon, run_with_fluentd
 from tests.tls import make_certificate
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def receiver() -> Iterator[ForwardReceiver]:
-    server = ForwardReceiver()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-    assert server.protocol_errors == []
-
-
-def run(daemon: Daemon, receiver_address: str, *args: str, opts: tuple[str, ...] = ()) -> str:
-    log_opts = [item for opt in (f"fluentd-address={receiver_address}", *opts) for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "fluentd", *log_opts, *args).strip()
 
 
 def lines(count: int, prefix: str = "seq") -> str:
@@ -43,7 +26,7 @@ def lines(count: int, prefix: str = "seq") -> str:
 def test_records_are_dockers_and_a_batch_travels_in_one_message(
     shared_daemon: Daemon, receiver: ForwardReceiver
 ) -> None:
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "--name",
@@ -79,7 +62,7 @@ def test_records_are_dockers_and_a_batch_travels_in_one_message(
 
 
 def test_sub_second_precision_tag_templates_and_partials(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "--name",
@@ -104,7 +87,7 @@ def test_sub_second_precision_tag_templates_and_partials(shared_daemon: Daemon, 
 
 
 def test_invalid_utf8_bytes_travel_unchanged(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon, receiver.address, "busybox", "sh", "-c", 'printf "bad:\\377\\376 nul:\\000 end\\n"'
     )
     shared_daemon.ok("wait", container_id)
@@ -114,7 +97,7 @@ def test_invalid_utf8_bytes_travel_unchanged(shared_daemon: Daemon, receiver: Fo
 
 def test_unix_socket_and_tls_addresses(shared_daemon: Daemon, tmp_path: Path) -> None:
     with ForwardReceiver(unix_path=tmp_path / "fluent.sock") as unix_receiver:
-        container_id = run(shared_daemon, unix_receiver.address, "busybox", "echo", "over unix")
+        container_id = run_with_fluentd(shared_daemon, unix_receiver.address, "busybox", "echo", "over unix")
         shared_daemon.ok("wait", container_id)
         assert [e.record["log"] for e in unix_receiver.wait_for(1)] == ["over unix"]
     cert, key, ca = make_certificate(tmp_path / "tls")
@@ -124,7 +107,7 @@ def test_unix_socket_and_tls_addresses(shared_daemon: Daemon, tmp_path: Path) ->
         daemon.start()
         try:
             daemon.import_busybox()
-            container_id = run(
+            container_id = run_with_fluentd(
                 daemon, tls_receiver.address, "busybox", "echo", "over tls", opts=("fluentd-request-ack=true",)
             )
             daemon.ok("wait", container_id)
@@ -155,7 +138,7 @@ def test_async_starts_at_once_and_ships_the_buffer_when_fluentd_comes_up(shared_
     address = receiver.address
     receiver.stop()  # down: the container must start anyway
     try:
-        container_id = run(
+        container_id = run_with_fluentd(
             shared_daemon,
             address,
             "busybox",
@@ -175,7 +158,7 @@ def test_async_starts_at_once_and_ships_the_buffer_when_fluentd_comes_up(shared_
 
 def test_acks_and_resend_after_a_reset_lose_nothing(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
     receiver.reset_after_events = 700
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "busybox",
@@ -196,7 +179,7 @@ def test_acks_and_resend_after_a_reset_lose_nothing(shared_daemon: Daemon, recei
 
 
 def test_a_receiver_restart_mid_stream_is_reconnected_to(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "busybox",
@@ -218,7 +201,7 @@ def test_a_full_buffer_blocks_the_container_and_loses_nothing(shared_daemon: Dae
     address = receiver.address
     receiver.stop()
     try:
-        container_id = run(
+        container_id = run_with_fluentd(
             shared_daemon,
             address,
             "busybox",
@@ -245,7 +228,7 @@ def test_non_blocking_mode_counts_exactly_what_it_drops(shared_daemon: Daemon) -
     address = receiver.address
     receiver.stop()
     try:
-        container_id = run(
+        container_id = run_with_fluentd(
             shared_daemon,
             address,
             "busybox",
@@ -275,7 +258,7 @@ def test_non_blocking_mode_counts_exactly_what_it_drops(shared_daemon: Daemon) -
 def test_stop_with_a_dead_receiver_gives_up_loudly_within_the_bound(shared_daemon: Daemon) -> None:
     receiver = ForwardReceiver()
     receiver.start()
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon,
         receiver.address,
         "busybox",
@@ -299,7 +282,9 @@ def test_a_real_fluentd_when_one_is_configured(shared_daemon: Daemon) -> None:
     address, output = os.environ.get("FLUENTD_ADDRESS"), os.environ.get("FLUENTD_OUTPUT")
     if not address or not output:
         pytest.skip("FLUENTD_ADDRESS/FLUENTD_OUTPUT not set: this run uses tests/fluentd_receiver.py only")
-    container_id = run(shared_daemon, address, "busybox", "echo", "to real fluentd", opts=("fluentd-request-ack=true",))
+    container_id = run_with_fluentd(
+        shared_daemon, address, "busybox", "echo", "to real fluentd", opts=("fluentd-request-ack=true",)
+    )
     shared_daemon.ok("wait", container_id)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -314,7 +299,7 @@ def test_async_mode_delivers_everything_buffered_when_the_container_exits(
     shared_daemon: Daemon, receiver: ForwardReceiver
 ) -> None:
     """Docker discards its async buffer on close and lost 74% of 500,000 lines here."""
-    container_id = run(
+    container_id = run_with_fluentd(
         shared_daemon, receiver.address, "busybox", "sh", "-c", lines(100_000), opts=("fluentd-async=true",)
     )
     shared_daemon.ok("wait", container_id)
@@ -329,7 +314,7 @@ def test_a_receiver_back_within_the_flush_bound_still_gets_what_was_buffered_at_
     address = receiver.address
     receiver.stop()
     try:
-        container_id = run(
+        container_id = run_with_fluentd(
             shared_daemon,
             address,
             "busybox",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fluentd_receiver import ForwardReceiver
-from tests.harness import Daemon
+from tests.harness import Daemon, run_with_fluentd
 from tests.journal import Journald, entries, message_bytes
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 
@@ -109,8 +109,7 @@ def held(daemon: Daemon, container_id: str) -> int:
 
 
 def fluentd_run(daemon: Daemon, address: str, script: str, *opts: str) -> str:
-    log_opts = [item for opt in (f"fluentd-address={address}", *opts) for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "fluentd", *log_opts, "busybox", "sh", "-c", script).strip()
+    return run_with_fluentd(daemon, address, "busybox", "sh", "-c", script, opts=opts)
 
 
 def test_a_hung_fluentd_in_blocking_mode_stalls_nothing_but_its_own_container(
