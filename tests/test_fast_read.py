@@ -20,6 +20,7 @@ from logship.api.framing import LogEncoder
 from logship.cli.logs import copy_multiplexed
 from logship.drivers import jsonfile, local
 from logship.drivers.base import LogReader, Run, TextLogReader, runs_of
+from logship.drivers.jsonfile import _logtext
 from logship.drivers.jsonfile.decode import JSON_LINES
 from logship.drivers.jsonfile.driver import next_record
 from logship.drivers.jsonfile.encode import BatchEncoder
@@ -415,3 +416,89 @@ def test_local_text_of_generated_records_is_what_the_messages_print(drawn: list[
     data = b"".join(RecordEncoder({}).encode(batch) for batch in as_batches(drawn))
     messages, bad = LOCAL_RECORDS.decode(data)
     assert LOCAL_RECORDS.decode_text(data) == (merged(runs_of(messages)), bad)
+
+
+# ---- json-file: the C loop (`_logtext.runs`) behind decode_text --------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(generated_batches, st.sampled_from([{}, {"tag": 'a "tag"\\', "env": "x}y,\u00e9\U0001f600"}]))
+def test_every_record_logship_writes_is_taken_by_the_c_loop(
+    drawn: list[tuple[str, list[bytes], bool]], attrs: dict[str, str]
+) -> None:
+    # The fast path only stays fast if our own writer's output never falls back to the slow decoder.
+    data = b"".join(BatchEncoder(attrs).encode(batch) for batch in as_batches(drawn))
+    messages, bad = JSON_LINES.decode(data)
+    assert bad == 0
+    assert _logtext.runs(memoryview(data)) == merged(runs_of(messages))
+
+
+INTERESTING_BYTES = b'"\\u/nrtbf0aF9}{:,\n\r\t \x00\x1f\x7f\x80\xbf\xc0\xc2\xe0\xed\xf0\xf4\xf5\xff'
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    generated_batches,
+    st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(list(INTERESTING_BYTES))), min_size=1, max_size=3),
+    st.integers(0, 10**6),
+)
+def test_the_c_loop_never_prints_what_the_record_decoder_would_not(
+    drawn: list[tuple[str, list[bytes], bool]], flips: list[tuple[int, int]], cut: int
+) -> None:
+    # Damage a valid chunk: the C loop either refuses it (and the slow path takes over) or gives
+    # exactly what decoding record by record gives, with no record skipped.
+    data = bytearray(b"".join(BatchEncoder({"k": "v"}).encode(batch) for batch in as_batches(drawn)))
+    for position, byte in flips:
+        data[position % len(data)] = byte
+    damaged = bytes(data[: len(data) - cut % 40])
+    runs = _logtext.runs(damaged)
+    messages, bad = JSON_LINES.decode(damaged)
+    if runs is not None:
+        assert (runs, bad) == (merged(runs_of(messages)), 0)
+    assert JSON_LINES.decode_text(damaged) == (merged(runs_of(messages)), bad)
+
+
+GOOD_TIME = b'"time":"2025-11-29T06:33:20.5Z"}\n'
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"log":"lone high \\ud800 surrogate","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"lone low \\udc00 surrogate","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"short escape \\u12","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"unknown escape \\x41","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"raw tab \t","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"overlong \xc0\xaf","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"encoded surrogate \xed\xa0\x80","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"beyond U+10FFFF \xf4\x90\x80\x80","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"cut sequence \xe2\x82","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"x","stream":"stdin",' + GOOD_TIME,
+        b'{"log":"x","stream":"stdout","time":"2025-13-29T06:33:20Z"}\n',
+        b'{"log":"x","stream":"stdout","time":"2025-11-29T06:33:20.1234567890Z"}\n',
+        b'{"log":"x","stream":"stdout","time":"2025-11-29 06:33:20Z"}\n',
+        b'{"log":"x","stream":"stdout","time":"2025-11-29T06:33:20"}\n',
+        b'{"log":"x","stream":"stdout","time":"2025-11-29T06:33:20Z","extra":1}\n',
+        b'{"log":"x","stream":"stdout","attrs":{"k":1},' + GOOD_TIME,
+        b'{"log": "x","stream":"stdout",' + GOOD_TIME,
+        b'{"stream":"stdout","log":"x",' + GOOD_TIME,
+        b'{"log":"x","stream":"stdout",' + GOOD_TIME[:-1] + b"{",
+        b'{"log":"cut record","stream":"stdout","ti',
+    ],
+)
+def test_the_c_loop_refuses_what_is_not_in_dockers_shape(record: bytes) -> None:
+    assert _logtext.runs(record) is None
+
+
+def test_the_c_loop_takes_what_json_allows_in_dockers_shape() -> None:
+    records = [
+        b'{"log":"\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u20ac\\ud83d\\ude00\\u0000","stream":"stdout",' + GOOD_TIME,
+        b'{"log":"raw \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 and DEL \x7f","stream":"stderr",' + GOOD_TIME,
+        b'{"stream":"stdout","time":"2025-11-29T06:33:20+01:00"}\n',  # an empty piece: prints nothing
+        b'{"log":"zone","stream":"stderr","attrs":{},"time":"2025-11-29t06:33:20-05:30"}',  # no final newline
+    ]
+    assert _logtext.runs(b"".join(records)) == [
+        (STDOUT, '"\\/\b\f\n\r\t\u00e9\u20ac\U0001f600\x00'.encode()),
+        (STDERR, "raw \u00e9\u20ac\U0001f600 and DEL \x7fzone".encode()),
+    ]
+    assert _logtext.runs(b"") == []

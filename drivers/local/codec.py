@@ -27,7 +27,8 @@ class LocalRecords:
         messages, undecodable = record.decode_records(data, found.payloads)
         return messages, found.damaged + undecodable
 
-    def decode_text(self, data: bytes) -> tuple[list[Run], int]:
+    def decode_text(self, data: bytes | memoryview) -> tuple[list[Run], int]:
+        data = bytes(data)  # the record parser slices and searches it
         found = framing.scan(data, at_end=True)
         runs, undecodable = record.decode_text_records(data, found.payloads)
         return runs, found.damaged + undecodable

@@ -1,0 +1,4 @@
+# The C extension drivers/jsonfile/_logtext.c (built by setup.py).
+from typing_extensions import Buffer
+
+def runs(data: Buffer, /) -> list[tuple[str, bytes]] | None: ...
