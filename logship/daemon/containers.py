@@ -462,7 +462,7 @@ class ContainerManager:
                 log.error("container %s: reading its output failed: %s", record.short_id, task.exception())
         restarts = self._restarts_after_exit(container, status.exit_code)
         if restarts:
-            router.give_up_waiting("")  # the next run waits for its drivers again
+            router.resume_waiting()
             # The drivers stay open for the next run. Let them write this run's last lines first, so that
             # `logs` read after the exit is complete.
             await router.wait_idle(DRAIN_TIMEOUT_S)

@@ -84,10 +84,13 @@ class _Channel:
 
     def give_up_waiting(self, reason: str) -> None:
         """Blocking mode, the container has ended and the driver is still stuck past the flush bound: the
-        copier must not wait any longer. What does not fit from now on is counted as failed, not queued.
-        An empty `reason` makes puts wait again (a restart policy's next run keeps the router)."""
+        copier must not wait any longer. What does not fit from now on is counted as failed, not queued."""
         self._given_up = reason
         self._space.set()
+
+    def resume_waiting(self) -> None:
+        """Puts wait for space again: a restart policy's next run keeps the router and its drivers."""
+        self._given_up = ""
 
     def offer(self, batch: Batch) -> None:
         """Non-blocking: take what fits, count the rest as dropped."""
@@ -276,6 +279,11 @@ class Router:
         """Let a copier blocked on a stuck driver go; see `_Channel.give_up_waiting`."""
         for channel in self._channels:
             channel.give_up_waiting(reason)
+
+    def resume_waiting(self) -> None:
+        """The next run of a restarting container waits for its drivers again."""
+        for channel in self._channels:
+            channel.resume_waiting()
 
     async def close(self, timeout: float = DEFAULT_FLUSH_TIMEOUT_S) -> None:
         """Flush every channel (bounded) and close the drivers, all concurrently."""
