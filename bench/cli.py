@@ -1,6 +1,7 @@
-"""CLI start-up benchmark (issue 9): the whole-process wall time of `logship logs --tail 10` and
-`logship version`, next to `python -c pass` in the same virtualenv (the floor no Python CLI can go under)
-and, when dockerd is installed, `docker logs --tail 10` against a real dockerd started for the run.
+"""CLI start-up benchmark (issue 9): the whole-process wall time of `logship logs --tail 10`,
+`logship logs --since T` (T: the time of the 10th line from the end) and `logship version`, next to
+`python -c pass` in the same virtualenv (the floor no Python CLI can go under) and, when dockerd is
+installed, `docker logs --tail 10` against a real dockerd started for the run.
 
 Every command runs once per round, interleaved with the others, so a busy moment of this shared machine
 hits all of them alike; the figures are medians over the rounds: wall time, and the CPU time (user +
@@ -44,6 +45,7 @@ LOGSHIP_SCRIPT = str(VENV_BIN / "logship")  # the console script users run
 TARGET_MS = 100.0
 FLOOR = "python -c pass (floor)"
 TAIL = "logship logs --tail 10"
+SINCE = "logship logs --since T"
 MODULE_TAIL = "python -m logship logs --tail 10"
 DOCKER_TAIL = "docker logs --tail 10"
 
@@ -67,6 +69,13 @@ def time_once(command: list[str], env: dict[str, str], cwd: Path) -> Sample:
             errors.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {errors.read().decode()}")
     return Sample(elapsed, usage.ru_utime + usage.ru_stime)
+
+
+def since_time(env: dict[str, str], cwd: Path, lines: int) -> str:
+    """The RFC 3339 time of the `lines`th line from the end of NAME's log: a `--since` that shows the last lines."""
+    command = [LOGSHIP_SCRIPT, "logs", "-t", "--tail", str(lines), NAME]
+    stamped = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True).stdout
+    return stamped.split(b" ", 1)[0].decode()
 
 
 @contextlib.contextmanager
@@ -101,6 +110,7 @@ def main() -> None:
         commands: dict[str, tuple[list[str], dict[str, str]]] = {
             FLOOR: ([sys.executable, "-c", "pass"], env),
             TAIL: ([LOGSHIP_SCRIPT, "logs", "--tail", "10", NAME], env),
+            SINCE: ([LOGSHIP_SCRIPT, "logs", "--since", since_time(env, work, 10), NAME], env),
             "logship version": ([LOGSHIP_SCRIPT, "version"], env),
             MODULE_TAIL: (module_tail, env),
         }

@@ -13,9 +13,12 @@ read to its end, or by `close()`.
 from __future__ import annotations
 
 import io
-import socket
-from collections.abc import Iterable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of the CLI's start-up)
+if TYPE_CHECKING:
+    import _socket
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 MAX_HEAD_LINE = 64 * 1024  # longer status or header lines are not from a daemon we can talk to
 MAX_HEADERS = 100
@@ -29,7 +32,7 @@ class ProtocolError(ConnectionError):
 
 
 def send_request(
-    sock: socket.socket,
+    sock: _socket.socket,
     method: str,
     target: str,
     headers: Mapping[str, str],
@@ -62,7 +65,7 @@ def send_request(
         sock.sendall(b"0\r\n\r\n")
 
 
-def read_response(sock: socket.socket, method: str = "GET") -> Response:
+def read_response(sock: _socket.socket, method: str = "GET") -> Response:
     """Read the status line and headers (skipping `100 Continue`s); the body is read as it is consumed."""
     reader = SocketReader(sock)
     while True:
@@ -86,7 +89,7 @@ class SocketReader:
     when it already has bytes to give, which would hold back a streamed body (`logs -f`).
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self._buffer = bytearray()
 

@@ -63,8 +63,32 @@ def test_logs_of_one_container_imports_only_what_reading_needs(shared_daemon: Da
     shared_daemon.ok("run", "--name", "startup_logs", "busybox", "sh", "-c", "echo one; echo two; echo three")
     output, modules = imported_by(shared_daemon, "logs", "--tail", "2", "startup_logs")
     assert output == "two\nthree\n"
-    assert "logship.cli.logs" in modules
+    assert "logship.logscommand" in modules
     assert loaded(modules, NEVER_FOR_READING) == []
+
+
+# What a plain `logs` (no --help, no mistake, no option of the `logship` group) does without: it is read
+# without click (logship.logscommand), and the client avoids the modules whose import costs milliseconds.
+NEVER_FOR_PLAIN_LOGS = (
+    "calendar",
+    "click",
+    "dataclasses",
+    "inspect",
+    "logship.cli",
+    "logship.units",
+    "pathlib",
+    "socket",
+    "typing",
+    "urllib.parse",
+)
+
+
+def test_plain_logs_imports_neither_click_nor_what_reading_one_log_can_do_without(shared_daemon: Daemon) -> None:
+    shared_daemon.ok("run", "--name", "startup_plain", "busybox", "sh", "-c", "echo one; echo two; echo three")
+    args = ("logs", "-n2", "--since", "2000-01-01T00:00:00Z", "--until=2999-01-01T00:00:00+01:00", "startup_plain")
+    output, modules = imported_by(shared_daemon, *args)
+    assert output == "two\nthree\n"
+    assert loaded(modules, NEVER_FOR_PLAIN_LOGS) == []
 
 
 def test_version_imports_neither_the_daemon_nor_other_commands(shared_daemon: Daemon) -> None:

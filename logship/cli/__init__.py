@@ -8,15 +8,14 @@ pay for the imports of `run`, `load` or `daemon`: the CLI's start-up is part of 
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
 
 import click
 
 from logship import __version__
 from logship.cli.common import CliState
-from logship.client import APIError, DaemonUnreachable, UnusableTLSFiles, resolve_tls
-from logship.http1 import ProtocolError
+from logship.client import resolve_tls
+from logship.console import run_reporting_errors
 
 # Every command, and the module in logship/cli/ that defines it (in that module's COMMANDS); a command
 # missing here does not exist for the CLI (tests/test_cli_startup.py checks the table against the modules).
@@ -94,8 +93,11 @@ def cli(
 
 
 def main() -> None:
-    # Like cat: when the reader of our output goes away (`logship logs x | head`), end quietly.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    run_reporting_errors(run_click)
+
+
+def run_click() -> None:
+    """The CLI as click reads it, click's errors reported as click does."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -105,17 +107,3 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except APIError as err:
-        print(f"Error response from daemon: {err}", file=sys.stderr)
-        sys.exit(1)
-    except (DaemonUnreachable, UnusableTLSFiles) as err:
-        print(err, file=sys.stderr)
-        sys.exit(1)
-    except ProtocolError as err:  # the daemon went away in the middle of a stream (it was stopped, say)
-        print(f"error reading the daemon's answer: {err}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.stderr.close()  # `logship logs ... | head`: the reader left, nothing to report
-        sys.exit(0)
-    except KeyboardInterrupt:
-        sys.exit(130)

@@ -3,6 +3,7 @@ the terminal in raw mode with `-t`, window size changes forwarded."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import os
 import signal
@@ -55,7 +56,7 @@ def proxy_signals(forward: Callable[[int], None]) -> None:
         signal.signal(sig, lambda number, _frame: threading.Thread(target=forward, args=(number,)).start())
 
 
-def _copy_output(sock: socket.socket, first: bytes, tty_mode: bool) -> None:
+def _copy_output(sock: _socket.socket, first: bytes, tty_mode: bool) -> None:
     stdout = sys.stdout.buffer
     stderr = sys.stderr.buffer
     if tty_mode:
@@ -87,7 +88,7 @@ def _copy_output(sock: socket.socket, first: bytes, tty_mode: bool) -> None:
         buffer += data
 
 
-def _copy_input(sock: socket.socket) -> None:
+def _copy_input(sock: _socket.socket) -> None:
     fd = sys.stdin.fileno()
     try:
         while data := os.read(fd, 65536):
@@ -98,7 +99,7 @@ def _copy_input(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_WR)
 
 
-def stream(sock: socket.socket, first: bytes, tty_mode: bool, send_stdin: bool) -> None:
+def stream(sock: _socket.socket, first: bytes, tty_mode: bool, send_stdin: bool) -> None:
     """Copy until the container's output ends. Input is copied from a daemon thread, so an idle
     terminal never keeps us waiting once the container has exited."""
     if send_stdin:
