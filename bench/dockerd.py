@@ -19,15 +19,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ingest import cpu_seconds
 from tests.rootfs import build_busybox_rootfs
 
 START_TIMEOUT_S = 60.0
+
+T = TypeVar("T")  # one engine's results, in print_side_by_side
 
 
 def available() -> bool:
@@ -50,9 +56,14 @@ def install() -> None:
 class Dockerd:
     """containerd + dockerd under `root`, for one benchmark run."""
 
-    def __init__(self, root: Path, install_if_missing: bool = False) -> None:
+    def __init__(
+        self, root: Path, install_if_missing: bool = False, extra_env: Mapping[str, str] | None = None
+    ) -> None:
+        """`extra_env` goes into dockerd's own environment: its logging drivers read their settings there
+        (e.g. AWS credentials for awslogs), not from the CLI's."""
         self.root = root
         self._install = install_if_missing
+        self._extra_env = dict(extra_env or {})
         self._containerd: subprocess.Popen[bytes] | None = None
         self._dockerd: subprocess.Popen[bytes] | None = None
 
@@ -63,6 +74,10 @@ class Dockerd:
     @property
     def data_root(self) -> Path:
         return self.root / "data"
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.root / "containerd" / "containerd.sock"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
@@ -88,7 +103,7 @@ class Dockerd:
     def _start(self) -> None:
         containerd_dir = self.root / "containerd"
         containerd_dir.mkdir(exist_ok=True)
-        containerd_socket = containerd_dir / "containerd.sock"
+        containerd_socket = self.containerd_socket
         config = containerd_dir / "config.toml"
         # Its own root, state and socket; no CRI plugin (it would look for CNI and Kubernetes).
         config.write_text(
@@ -123,7 +138,7 @@ class Dockerd:
             "--userland-proxy=false",
         ]
         with (self.root / "dockerd.log").open("ab") as log:
-            self._dockerd = subprocess.Popen(args, stdout=log, stderr=log)
+            self._dockerd = subprocess.Popen(args, stdout=log, stderr=log, env={**os.environ, **self._extra_env})
         deadline = time.monotonic() + START_TIMEOUT_S
         while self.cli("version", check=False).returncode != 0:
             if self._dockerd.poll() is not None or time.monotonic() > deadline:
@@ -152,6 +167,43 @@ class Dockerd:
         if tar.wait() != 0:
             raise RuntimeError("tar of the busybox rootfs failed")
 
+    def shim_pids(self) -> list[int]:
+        """The containerd-shim of each of this engine's containers. They daemonize (their parent is init, not
+        containerd), so they are found by the containerd socket on their command line."""
+        address = f"-address\0{self.containerd_socket}\0".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if not (entry / "comm").read_text().startswith("containerd-shim"):
+                    continue
+                if address in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # it exited meanwhile
+                continue
+        return found
+
+    def daemon_pids(self) -> list[int]:
+        """dockerd and containerd, while they run."""
+        return [p.pid for p in (self._dockerd, self._containerd) if p is not None and p.poll() is None]
+
+    def pids(self) -> list[int]:
+        """dockerd, containerd and the shims: every process that does this engine's work (log copying
+        included), as opposed to the containers' own processes."""
+        return self.daemon_pids() + self.shim_pids()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of `pids()` now. A shim exits with its container (dockerd deletes the task
+        as soon as it stops) and takes its CPU time with it: across containers that stop, use CpuMeter."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += cpu_seconds(pid)
+            except OSError:  # a shim that exited meanwhile
+                continue
+        return total
+
     def _stop(self) -> None:
         if self._dockerd is not None and self._dockerd.poll() is None:
             ids = self.cli("ps", "-aq", check=False).stdout.split()
@@ -169,6 +221,19 @@ class Dockerd:
         _unmount_under(self.root)
 
 
+def print_side_by_side(dockerd: T, logship: T, rows: Iterable[tuple[str, Callable[[T], float], str, bool]]) -> None:
+    """Figures measured in this run for both engines, one row each as bench/read.py prints them. A row is
+    (label, the figure taken from an engine's results, its format spec, whether the dockerd/logship ratio
+    means something: not for a count that is the same on both sides by design)."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"side by side, measured in this run (load average {load})")
+    print(f"  {'':34}{'dockerd':>12}{'logship':>12}{'dockerd/logship':>18}")
+    for label, figure, spec, with_ratio in rows:
+        theirs, ours = figure(dockerd), figure(logship)
+        ratio = f"{theirs / ours:17.1f}x" if with_ratio and ours else ""
+        print(f"  {label:34}{format(theirs, spec):>12}{format(ours, spec):>12}{ratio}")
+
+
 def _unmount_under(root: Path) -> None:
     """Mounts dockerd left under `root` (overlay layers, its data root), deepest first, so the temporary
     directory can be removed."""
@@ -176,3 +241,59 @@ def _unmount_under(root: Path) -> None:
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+
+
+class CpuMeter:
+    """User + system CPU seconds of dockerd, containerd and every containerd-shim of `docker` from entering
+    the `with` block to leaving it: what the engine spent on the containers run meanwhile (their own
+    processes are the shims' children, so not in these figures).
+
+    A container's shim exits when dockerd deletes its task, before `wait` returns, and takes its CPU time
+    with it: it daemonized, so nothing here can reap it and read its usage. `Dockerd.cpu_seconds()` read
+    after `wait` misses the shims altogether; this meter reads them every `interval` while the block runs and
+    keeps each process's last reading, so only what a shim spends after it (its exit) is missed."""
+
+    def __init__(self, docker: Dockerd, interval: float = 0.05) -> None:
+        self._docker = docker
+        self._interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._watched: list[int] = []
+        self._seen: set[str] = set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_done, name="dockerd-cpu", daemon=True)
+
+    def __enter__(self) -> CpuMeter:
+        self._sample()
+        self._first = dict(self._last)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """Processes started inside the block count from zero."""
+        return sum(last - self._first.get(pid, 0.0) for pid, last in self._last.items())
+
+    def _sample_until_done(self) -> None:
+        while not self._done.wait(self._interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        # Looking for shims reads every process's comm (~4 ms on this machine): only when a process appeared,
+        # not every `interval`, so the meter itself takes little from the two cores it measures on.
+        running = {name for name in os.listdir("/proc") if name.isdigit()}
+        if running - self._seen:
+            self._watched = self._docker.pids()
+        self._seen = running
+        for pid in self._watched:
+            try:
+                self._last[pid] = cpu_seconds(pid)
+            except OSError:  # it exited: its last reading stands
+                continue

@@ -14,6 +14,11 @@ Rows: json-file alone; the fan-out in blocking mode (Docker's default: the slowe
 and LocalStack takes only ~67k events/s); the same without awslogs (what the fan-out itself costs); the
 fan-out in non-blocking mode (max-buffer-size=1m per driver: nobody waits for CloudWatch, its drops are
 counted). Target (issue 9): fan-out >= 50% of json-file alone.
+
+Each row also shows the rate the container saw (until the copier had read all its output, before the
+drivers' final flush) and the CPU the backends spent meanwhile: on a 2-core machine the receiver and the
+CloudWatch emulator, both Python, share the cores with the pipeline they measure, which remote services
+would not.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import producer
+from bench.ingest import cpu_seconds, producer
 from logship.drivers import cache, registry
 from logship.drivers.base import LogDriver
 from logship.pipeline.copier import LineSplitter, copy_stream
@@ -50,8 +55,10 @@ ALL = ("json-file", "fluentd", "awslogs", "cache")
 @dataclass
 class Result:
     label: str
-    seconds: float
+    seconds: float  # from the first read to every driver flushed and closed
+    copied_seconds: float  # from the first read to the container's last byte read: what the container saw
     cpu_seconds: float
+    backend_cpu_seconds: dict[str, float]
     stats: LogStats
 
 
@@ -88,6 +95,13 @@ class Backends:
             drivers.append(await (cache.open_cache(info) if name == "cache" else registry.get(name).new(info)))
         return drivers
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by the fluentd receiver and by LocalStack (one process each)."""
+        used = {"receiver": cpu_seconds(self.fluentd.pid)}
+        if self.localstack.process is not None:  # None when AWS_ENDPOINT_URL names another machine's
+            used["LocalStack"] = cpu_seconds(self.localstack.process.pid)
+        return used
+
 
 async def pipeline(backends: Backends, names: tuple[str, ...], lines: int, mode: str = "blocking") -> Result:
     drivers = await backends.open(names)
@@ -99,9 +113,11 @@ async def pipeline(backends: Backends, names: tuple[str, ...], lines: int, mode:
     container = subprocess.Popen(["/bin/busybox", "sh", "-c", producer(lines)], stdout=write_end)
     os.close(write_end)
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    backends0 = backends.cpu_seconds()
     started = time.perf_counter()
     try:
         await copy_stream(read_end, LineSplitter("stdout"), router.deliver)
+        copied = time.perf_counter() - started
         await router.close(timeout=600)
     finally:
         os.close(read_end)
@@ -109,8 +125,9 @@ async def pipeline(backends: Backends, names: tuple[str, ...], lines: int, mode:
     seconds = time.perf_counter() - started
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime
+    backend_cpu = {name: used - backends0[name] for name, used in backends.cpu_seconds().items()}
     label = " + ".join(names) + ("" if mode == "blocking" else f" ({mode}, 1m)")
-    return Result(label, seconds, cpu, stats)
+    return Result(label, seconds, copied, cpu, backend_cpu, stats)
 
 
 async def scenario(backends: Backends, lines: int) -> list[Result]:
@@ -144,11 +161,17 @@ def main() -> None:
 
     alone_s = (results[0].seconds + results[-1].seconds) / 2  # json-file alone, first and last
     print(f"lines                        {args.lines:,} x 100 bytes, in-process pipeline (see the docstring)")
+    alone_copied_s = (results[0].copied_seconds + results[-1].copied_seconds) / 2
     for result in results:
         rate = args.lines / result.seconds
         print(
             f"{result.label:56} {rate / 1e3:7.0f}k lines/s  {alone_s / result.seconds:5.2f}x of alone"
             f"  {result.cpu_seconds / args.lines * 1e6:5.2f} CPU-s/M"
+        )
+        backends = ", ".join(f"{name} {used:.2f}" for name, used in result.backend_cpu_seconds.items() if used >= 0.01)
+        print(
+            f"    container side {args.lines / result.copied_seconds / 1e3:7.0f}k lines/s"
+            f"  {alone_copied_s / result.copied_seconds:5.2f}x of alone; backends' CPU-s: {backends or 'none'}"
         )
         for driver in result.stats.drivers:
             print(
@@ -156,6 +179,7 @@ def main() -> None:
                 f"  failed {driver.lines_failed + driver.driver_failed:,}"
             )
     print("x of alone: against the mean time of the two json-file alone runs; target: fan-out >= 0.50x")
+    print("container side: until the container's last byte was read, before the drivers' final flush")
 
 
 if __name__ == "__main__":

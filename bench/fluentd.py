@@ -2,12 +2,17 @@
 Forward-protocol receiver in its own process; next to it, the baseline: the same records sent one per
 network message, as Docker's driver does, with fluent-logger's own sender.
 
-    .venv/bin/python bench/fluentd.py [--records 1000000] [--ack]
+    .venv/bin/python bench/fluentd.py [--records 1000000] [--ack] [--dockerd]
 
 Prints records/s, the daemon's CPU seconds per million records and its peak RSS, and the baseline's
 records/s and CPU. Real fluentd here: ~50k records/s one per message, ~115k/s in 1,000-record batches;
 Docker's driver landed 56k records/s at 6.8 dockerd CPU-s per million. Target: >= 300k records/s into the
 counting receiver at <= 1.5 CPU-s per million records.
+
+With --dockerd, the same container then runs on a real dockerd started for the run (bench/dockerd.py;
+installs Debian's docker.io when absent) with `--log-driver fluentd` and the same receiver, and both are
+printed side by side: records/s landed at the receiver (from `run -d` until it counted all N) and CPU per
+million records of dockerd + containerd + the container's containerd-shim, next to logship's daemon.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import resource
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fluent.sender import FluentSender
 
+from bench.dockerd import CpuMeter, Dockerd, print_side_by_side
 from bench.ingest import LINE_BYTES, cpu_seconds, peak_rss_mib, producer
 from tests.fluentd_receiver import ReceiverProcess
 from tests.harness import Daemon
@@ -45,12 +52,54 @@ def baseline(records: int, port: int) -> tuple[float, float]:
     return records / elapsed, cpu / records * 1e6
 
 
+@dataclass
+class Landed:
+    """One engine's run into the receiver: wall time from `run -d` until the receiver counted every record,
+    and the CPU seconds of the engine and of the receiver meanwhile."""
+
+    records: int
+    messages: int
+    seconds: float
+    cpu_seconds: float
+    receiver_cpu_seconds: float
+
+
+def with_dockerd(work: Path, receiver: ReceiverProcess, opts: list[str], records: int) -> Landed:
+    """The same container as logship's, on a real dockerd, into the same receiver."""
+    with Dockerd(work / "dockerd", install_if_missing=True) as docker:
+        docker.import_busybox()
+        before = receiver.totals()
+        with CpuMeter(docker) as meter:  # the shim exits with the container: a meter keeps its CPU time
+            receiver_cpu0 = cpu_seconds(receiver.pid)
+            started = time.perf_counter()
+            # No network: dockerd runs with --bridge=none (bench/dockerd.py), and the driver sends from dockerd.
+            docker.cli("run", "-d", "--network", "none", *container_args(opts, records))
+            totals = receiver.wait_for_count(before["events"] + records, timeout=3600)
+            elapsed = time.perf_counter() - started
+            receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu0
+            docker.cli("wait", "fbench")
+    return Landed(
+        totals["events"] - before["events"],
+        totals["messages"] - before["messages"],
+        elapsed,
+        meter.seconds,
+        receiver_cpu,
+    )
+
+
+def container_args(opts: list[str], records: int) -> list[str]:
+    """`run -d` arguments of the benchmark's container, the same on both engines."""
+    return ["--log-driver", "fluentd", *opts, "--name", "fbench", "busybox", "sh", "-c", producer(records)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--baseline-records", type=int, default=200_000)
     parser.add_argument("--ack", action="store_true", help="fluentd-request-ack=true")
+    parser.add_argument("--dockerd", action="store_true", help="also measure a real dockerd (docker.io)")
     args = parser.parse_args()
+    dockerd: Landed | None = None
 
     receiver = ReceiverProcess(count=True)
     receiver.start()
@@ -65,31 +114,23 @@ def main() -> None:
                 daemon.import_busybox()
                 assert daemon.process is not None
                 pid = daemon.process.pid
-                cpu0 = cpu_seconds(pid)
+                cpu0, receiver_cpu0 = cpu_seconds(pid), cpu_seconds(receiver.pid)
                 opts = ["--log-opt", f"fluentd-address={receiver.address}"]
                 if args.ack:
                     opts += ["--log-opt", "fluentd-request-ack=true"]
                 started = time.perf_counter()
-                daemon.ok(
-                    "run",
-                    "-d",
-                    "--log-driver",
-                    "fluentd",
-                    *opts,
-                    "--name",
-                    "fbench",
-                    "busybox",
-                    "sh",
-                    "-c",
-                    producer(args.records),
-                )
+                daemon.ok("run", "-d", *container_args(opts, args.records))
                 totals = receiver.wait_for_count(args.baseline_records + args.records, timeout=3600)
                 elapsed = time.perf_counter() - started
+                receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu0
                 daemon.ok("wait", "fbench")
                 cpu = cpu_seconds(pid) - cpu0
                 rss = peak_rss_mib(pid)
             finally:
                 daemon.stop()
+            # One engine at a time: they would share the two cores.
+            if args.dockerd:
+                dockerd = with_dockerd(Path(tmp), receiver, opts, args.records)
     finally:
         final = receiver.stop()
     landed = totals["events"] - args.baseline_records
@@ -108,6 +149,22 @@ def main() -> None:
     )
     print(f"ratio logship/baseline             {landed / elapsed / base_rate:8.1f}x")
     print(f"protocol errors at the receiver    {len(final['protocol_errors']):8}")
+    if dockerd is not None:
+        logship = Landed(landed, totals["messages"] - args.baseline_records, elapsed, cpu, receiver_cpu)
+        print_side_by_side(
+            dockerd,
+            logship,
+            [
+                ("records landed", lambda e: e.records, ",.0f", False),
+                ("k records/s landed", lambda e: e.records / e.seconds / 1e3, ".0f", True),
+                ("CPU-s per 1M records", lambda e: e.cpu_seconds / e.records * 1e6, ".2f", True),
+                ("records per message", lambda e: e.records / max(e.messages, 1), ".0f", False),
+                ("receiver CPU-s per 1M records", lambda e: e.receiver_cpu_seconds / e.records * 1e6, ".2f", True),
+            ],
+        )
+        print("  (landed: from run -d until the receiver counted every record)")
+        print("  (CPU: dockerd + containerd + containerd-shim, next to logship's daemon)")
+        print("  (target: logship <= 1.5 CPU-s per 1M)")
 
 
 if __name__ == "__main__":

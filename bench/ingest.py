@@ -3,7 +3,7 @@ next to the same producer piped into `cat > file` in the same run. Prints lines/
 the daemon's CPU seconds per million lines, its peak RSS, and the wall time of `logship logs --tail 10`
 (the whole CLI process, Python start-up included) on the resulting log.
 
-    .venv/bin/python bench/ingest.py [--lines 2000000]
+    .venv/bin/python bench/ingest.py [--lines 2000000] [--dockerd]
 
 The container is created, started and waited for through the API (what `docker run -d` + `docker wait`
 send), so the time is the daemon's, not that of two Python CLI start-ups (about 0.2 s each).
@@ -12,11 +12,20 @@ Needs root (real namespaces) and /bin/busybox (busybox-static). Real dockerd mea
 machine (2 cores, 2,000,000 lines of 101 bytes): 318k lines/s = 0.14x of a 2.26M lines/s baseline,
 2.99 CPU-s per million lines; `docker logs --tail 10`: 25 ms. Targets (issue 9): >= 0.5x of the
 baseline, <= 0.8 CPU-s per million lines.
+
+With --dockerd, the same container also runs on a real dockerd started for the run (bench/dockerd.py;
+installs Debian's docker.io when absent), json-file and `--network none`, through its API in the same way
+and in the same rounds (baseline, logship, dockerd), so a busy moment of the machine hits all three; its
+figures are printed side by side with logship's: lines/s, ratio to the baseline, CPU seconds per million
+lines of dockerd + containerd + the container's containerd-shim (logship: its one daemon process), the
+lines in its json log (counted, to show whether it logged all N) and `docker logs --tail 10`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -25,14 +34,30 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logship.client import Client
 from tests.harness import LOGSHIP, Daemon
 
+# bench.dockerd imports cpu_seconds from this module (and bench.read imports this module): those two are
+# imported where they are used, once this module is whole, not here.
+if TYPE_CHECKING:
+    from bench.dockerd import Dockerd
+
 LINE_BYTES = 100  # 99 characters and the newline
+DOCKERD_API = "/v1.41"  # dockerd 20.10's version of the Engine API (logship's client asks for a newer one)
+
+
+@dataclass
+class Engine:
+    """One engine's figures, side by side: medians over the rounds, and the last round's log."""
+
+    seconds: float
+    cpu_seconds: float
+    lines_logged: int
+    tail_seconds: float
 
 
 @dataclass
@@ -69,6 +94,51 @@ def run_container(
     return Run(seconds, cpu, daemon.inspect(container_id))
 
 
+def run_on_dockerd(docker: Dockerd, name: str, command: str, log_opts: dict[str, str] | None = None) -> Run:
+    """`run_container` on a real dockerd: the same container and requests, json-file, no network (dockerd
+    runs with --bridge=none); the CPU is that of dockerd, containerd and the container's shim. `info` is
+    dockerd's inspect (no LogStats: count the lines of its LogPath)."""
+    from bench.dockerd import CpuMeter
+
+    body = {
+        "Image": "busybox",
+        "Cmd": ["sh", "-c", command],
+        "HostConfig": {"LogConfig": {"Type": "json-file", "Config": log_opts or {}}, "NetworkMode": "none"},
+    }
+    with CpuMeter(docker) as meter:
+        started = time.perf_counter()
+        container_id = dockerd_api(docker, "POST", f"/containers/create?name={name}", body)["Id"]
+        dockerd_api(docker, "POST", f"/containers/{container_id}/start")
+        dockerd_api(docker, "POST", f"/containers/{container_id}/wait")
+        seconds = time.perf_counter() - started
+    return Run(seconds, meter.seconds, dockerd_api(docker, "GET", f"/containers/{container_id}/json"))
+
+
+def dockerd_api(docker: Dockerd, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to dockerd's API, as `run_container` sends logship's; the decoded JSON answer, if any."""
+    from bench.read import _UnixConnection
+
+    connection = _UnixConnection(docker.socket)
+    try:
+        data, headers = (json.dumps(body), {"Content-Type": "application/json"}) if body is not None else (None, {})
+        connection.request(method, DOCKERD_API + path, data, headers)
+        response = connection.getresponse()
+        raw = response.read()  # for `wait`: once the container exited and its output was logged
+        if response.status >= 300:
+            raise RuntimeError(f"dockerd {method} {path}: {response.status} {raw!r}")
+        return json.loads(raw) if raw else None
+    finally:
+        connection.close()
+
+
+def lines_in(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as log:
+        while block := log.read(1 << 20):
+            count += block.count(b"\n")
+    return count
+
+
 def producer(lines: int) -> str:
     """The same busybox pipeline inside the container and for the baseline."""
     return f"yes {'x' * (LINE_BYTES - 1)} | head -n {lines}"
@@ -87,6 +157,16 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def start_dockerd(stack: contextlib.ExitStack, work: Path) -> Dockerd:
+    """A real dockerd for this run, with the busybox image, stopped when `stack` closes; installs docker.io
+    when absent (only --dockerd runs get here)."""
+    from bench.dockerd import Dockerd
+
+    docker = stack.enter_context(Dockerd(work / "dockerd", install_if_missing=True))
+    docker.import_busybox()
+    return docker
+
+
 def baseline(lines: int, work: Path) -> float:
     target = work / "baseline.out"
     started = time.perf_counter()
@@ -101,37 +181,44 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="baseline and logship runs, alternated (medians)")
     parser.add_argument("--tail-runs", type=int, default=10)
+    parser.add_argument("--dockerd", action="store_true", help="also run the container on a real dockerd (docker.io)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         daemon = Daemon(work / "logship")
         daemon.start()
+        stack.callback(daemon.stop)
+        daemon.import_busybox()
+        docker = start_dockerd(stack, work) if args.dockerd else None
         base_times: list[float] = []
         runs: list[Run] = []
-        try:
-            daemon.import_busybox()
-            for index in range(args.rounds):  # alternated, so a busy moment of the machine hits both
-                base_times.append(baseline(args.lines, work))
-                runs.append(run_container(daemon, f"ingest-{index}", producer(args.lines)))
-            assert daemon.process is not None
-            rss = peak_rss_mib(daemon.process.pid)
-            run = runs[-1]
-            written = run.driver_stats("json-file")["LinesWritten"]
-            log_size = Path(run.info["LogPath"]).stat().st_size
+        docker_runs: list[Run] = []
+        docker_lines: list[int] = []  # in dockerd's json log, each round
+        for index in range(args.rounds):  # alternated, so a busy moment of the machine hits all
+            base_times.append(baseline(args.lines, work))
+            runs.append(run_container(daemon, f"ingest-{index}", producer(args.lines)))
+            if docker is not None:
+                docker_runs.append(run_on_dockerd(docker, f"ingest-{index}", producer(args.lines)))
+                docker_lines.append(lines_in(Path(docker_runs[-1].info["LogPath"])))
+        assert daemon.process is not None
+        rss = peak_rss_mib(daemon.process.pid)
+        run = runs[-1]
+        written = run.driver_stats("json-file")["LinesWritten"]
+        log_size = Path(run.info["LogPath"]).stat().st_size
 
-            tail_times = []
-            for _ in range(args.tail_runs):
-                t0 = time.perf_counter()
-                subprocess.run(
-                    [*LOGSHIP, "logs", "--tail", "10", run.info["Name"].lstrip("/")],
-                    env=daemon.env(),
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                )
-                tail_times.append(time.perf_counter() - t0)
-        finally:
-            daemon.stop()
+        tails = [([*LOGSHIP, "logs", "--tail", "10", run.info["Name"].lstrip("/")], daemon.env())]
+        if docker is not None:
+            from bench.dockerd import docker_cli
+
+            cli, name = docker_cli(), docker_runs[-1].info["Name"].lstrip("/")
+            assert cli is not None  # dockerd started, so the CLI was found
+            tails.append(([cli, "logs", "--tail", "10", name], docker.env()))
+        tail_times: list[list[float]] = [[] for _ in tails]  # logship's, then dockerd's
+        for _ in range(args.tail_runs):
+            for times, (command, env) in zip(tail_times, tails, strict=True):  # alternated, as the rounds
+                times.append(whole_cli(command, env))
+        tail_s = statistics.median(tail_times[0])
 
     base_s = statistics.median(base_times)
     seconds = statistics.median(r.seconds for r in runs)
@@ -139,18 +226,69 @@ def main() -> None:
     rate = args.lines / seconds
     ratios = " ".join(f"{b / r.seconds:.2f}" for b, r in zip(base_times, runs, strict=True))
     cpu_per_million = statistics.median(r.cpu_seconds for r in runs) / args.lines * 1e6
+    ours = Engine(seconds, statistics.median(r.cpu_seconds for r in runs), written, tail_s)
+    theirs = None
+    if docker_runs:
+        theirs = Engine(
+            statistics.median(r.seconds for r in docker_runs),
+            statistics.median(r.cpu_seconds for r in docker_runs),
+            docker_lines[-1],
+            statistics.median(tail_times[1]),
+        )
+    # dockerd's figures where they were measured in this run, else those measured for issue 9.
+    docker_ratio = f"measured: {base_s / theirs.seconds:.2f}x" if theirs else "here: 0.14x"
+    docker_cpu = f"measured: {theirs.cpu_seconds / args.lines * 1e6:.2f}" if theirs else "here: 2.99"
+    docker_tail = f"measured: {theirs.tail_seconds * 1e3:.0f} ms" if theirs else "here: 25 ms"
     print(f"lines                        {args.lines:,} x {LINE_BYTES} bytes, medians of {args.rounds} rounds")
     print(f"baseline (producer | cat)    {base_rate / 1e3:10.0f}k lines/s   ({base_s:.2f} s)")
     print(f"logship json-file            {rate / 1e3:10.0f}k lines/s   ({seconds:.2f} s, API create to wait)")
-    print(f"ratio logship/baseline       {rate / base_rate:10.2f}x         (dockerd here: 0.14x; target >= 0.5x)")
+    print(f"ratio logship/baseline       {rate / base_rate:10.2f}x         (dockerd {docker_ratio}; target >= 0.5x)")
     print(f"  ratio in each round        {ratios}")
-    print(f"daemon CPU per 1M lines      {cpu_per_million:10.2f} CPU-s   (dockerd here: 2.99; target <= 0.8)")
+    print(f"daemon CPU per 1M lines      {cpu_per_million:10.2f} CPU-s   (dockerd {docker_cpu}; target <= 0.8)")
     print(f"daemon peak RSS              {rss:10.1f} MiB")
     print(f"lines in the json-file log   {written:,} ({log_size / 1e6:.0f} MB, last round)")
     print(
-        f"logs --tail 10, whole CLI    {statistics.median(tail_times) * 1e3:10.0f} ms median of {args.tail_runs}"
-        f"   (docker logs --tail 10 here: 25 ms)"
+        f"logs --tail 10, whole CLI    {tail_s * 1e3:10.0f} ms median of {args.tail_runs}"
+        f"   (docker logs --tail 10 {docker_tail})"
     )
+    if theirs is not None:
+        report_dockerd(theirs, ours, args.lines, base_times, docker_runs, docker_lines)
+
+
+def whole_cli(command: list[str], env: dict[str, str]) -> float:
+    """Wall time of the whole CLI process, start-up included, output discarded."""
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def report_dockerd(
+    theirs: Engine, ours: Engine, lines: int, base_times: list[float], docker_runs: list[Run], docker_lines: list[int]
+) -> None:
+    from bench.dockerd import print_side_by_side
+
+    base_s = statistics.median(base_times)
+    print_side_by_side(
+        theirs,
+        ours,
+        [
+            ("k lines/s", lambda e: lines / e.seconds / 1e3, ".0f", False),
+            ("ratio to the baseline", lambda e: base_s / e.seconds, ".2f", False),
+            ("seconds, API create to wait", lambda e: e.seconds, ".2f", True),
+            ("CPU-s per 1M lines", lambda e: e.cpu_seconds / lines * 1e6, ".2f", True),
+            ("lines in the json-file log", lambda e: e.lines_logged, ",.0f", False),
+            ("logs --tail 10, whole CLI, ms", lambda e: e.tail_seconds * 1e3, ".0f", True),
+        ],
+    )
+    ratios = " ".join(f"{b / r.seconds:.2f}" for b, r in zip(base_times, docker_runs, strict=True))
+    complete = "all" if all(count == lines for count in docker_lines) else "NOT ALL"
+    print(f"  dockerd ratio to the baseline in each round: {ratios}")
+    print(
+        f"  lines in dockerd's json log, each round: {' '.join(f'{n:,}' for n in docker_lines)} ({complete} {lines:,})"
+    )
+    print("  (CPU: dockerd + containerd + the container's containerd-shim, next to logship's daemon process)")
+    speed, cpu = theirs.seconds / ours.seconds, ours.cpu_seconds / theirs.cpu_seconds
+    print(f"logship/dockerd: {speed:.2f}x the lines/s (target >= 3.5x), {cpu:.2f}x the CPU per 1M lines")
 
 
 if __name__ == "__main__":
