@@ -250,8 +250,9 @@ def test_localstack_stopped_for_30_seconds_loses_no_line_in_blocking_mode(
     try:
         daemon.import_busybox()
         group = f"outage-{uuid.uuid4().hex[:8]}"
-        before, during = 1000, 3000
-        pacing = "[ $((i % 100)) -eq 0 ] && sleep 1"  # 30 s of writing: through the whole outage
+        before, during = 1000, 3500
+        # 35 s of writing: through the whole outage and a few seconds of LocalStack's start after it
+        pacing = "[ $((i % 100)) -eq 0 ] && sleep 1"
         rest = f"i={before}; while [ $i -lt {before + during} ]; do echo seq$i; i=$((i+1)); {pacing}; done"
         script = f"{numbered(before)}; sleep 15; {rest}"  # the outage starts while it sleeps
         log_opts = [

@@ -53,6 +53,7 @@ class AWSLogsDriver:
         self._space.set()
         self._wake = asyncio.Event()
         self._closing = False
+        self._closing_now = asyncio.Event()  # cuts a backoff short: a container's end has a flush deadline
         self._created = asyncio.Event()
         self.counters = DeliveryCounters()  # given up on or rejected by CloudWatch: counters.lines_failed
         self._last_publish = time.monotonic()
@@ -260,13 +261,20 @@ class AWSLogsDriver:
             )
 
     async def _sleep(self, seconds: float) -> None:
-        """Back off, but retry at least every second while closing."""
-        await asyncio.sleep(min(seconds, 1.0) if self._closing else seconds)
+        """Back off, but retry at least every second while closing, and at once when closing begins: a
+        backoff of up to CAP_S taken before would otherwise outlast the flush deadline (a backend back
+        just after the container's end was then never tried again)."""
+        if self._closing:
+            await asyncio.sleep(min(seconds, 1.0))
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing_now.wait(), seconds)
 
     # ---- close --------------------------------------------------------------------------------------
 
     async def close(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         self._closing = True
+        self._closing_now.set()
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._publisher), timeout_s)
