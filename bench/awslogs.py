@@ -190,10 +190,10 @@ def main() -> None:
             dockerd,
             Shipped(count, last - started_epoch, cpu, first_use),
             [
-                ("events landed", lambda e: e.events, ",.0f", False),
-                ("k events/s landed", lambda e: e.events / e.seconds / 1e3, ".1f", True),
-                ("CPU-s per 1M events", lambda e: e.cpu_seconds / e.events * 1e6, ".2f", True),
-                ("first awslogs container CPU-s", lambda e: e.first_use_cpu_seconds, ".2f", True),
+                ("events landed", lambda e: e.events, ",.0f", ""),
+                ("k events/s landed", lambda e: e.events / e.seconds / 1e3, ".1f", "higher"),
+                ("CPU-s per 1M events", lambda e: e.cpu_seconds / e.events * 1e6, ".2f", "lower"),
+                ("first awslogs container CPU-s", lambda e: e.first_use_cpu_seconds, ".2f", "lower"),
             ],
         )
         print("  (landed: from run -d to the last event's ingestionTime in LocalStack)")

@@ -149,8 +149,8 @@ def report_dockerd(theirs: list[Kept], ours: list[Kept]) -> None:
         medians[0],
         medians[1],
         [
-            ("lines kept, median", lambda k: k.kept, ",.0f", False),
-            ("seconds, API create to wait", lambda k: k.seconds, ".2f", True),
+            ("lines kept, median", lambda k: k.kept, ",.0f", "higher"),
+            ("seconds, API create to wait", lambda k: k.seconds, ".2f", "lower"),
         ],
     )
     print(f"  (both: json-file {' '.join(f'{key}={value}' for key, value in OPTS.items())}, no rotation)")

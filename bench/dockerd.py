@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -221,17 +221,20 @@ class Dockerd:
         _unmount_under(self.root)
 
 
-def print_side_by_side(dockerd: T, logship: T, rows: Iterable[tuple[str, Callable[[T], float], str, bool]]) -> None:
+Better = Literal["lower", "higher", ""]  # which way a figure is better ("": a count equal by design)
+
+
+def print_side_by_side(dockerd: T, logship: T, rows: Iterable[tuple[str, Callable[[T], float], str, Better]]) -> None:
     """Figures measured in this run for both engines, one row each as bench/read.py prints them. A row is
-    (label, the figure taken from an engine's results, its format spec, whether the dockerd/logship ratio
-    means something: not for a count that is the same on both sides by design)."""
+    (label, the figure taken from an engine's results, its format spec, which way it is better). The last
+    column is how many times better logship's figure is (below 1: worse), whichever way that is."""
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"side by side, measured in this run (load average {load})")
-    print(f"  {'':34}{'dockerd':>12}{'logship':>12}{'dockerd/logship':>18}")
-    for label, figure, spec, with_ratio in rows:
+    print(f"  {'':34}{'dockerd':>12}{'logship':>12}{'logship better by':>20}")
+    for label, figure, spec, better in rows:
         theirs, ours = figure(dockerd), figure(logship)
-        ratio = f"{theirs / ours:17.1f}x" if with_ratio and ours else ""
-        print(f"  {label:34}{format(theirs, spec):>12}{format(ours, spec):>12}{ratio}")
+        edge = theirs / ours if better == "lower" and ours else ours / theirs if better == "higher" and theirs else 0
+        print(f"  {label:34}{format(theirs, spec):>12}{format(ours, spec):>12}{f'{edge:19.1f}x' if edge else ''}")
 
 
 def _unmount_under(root: Path) -> None:

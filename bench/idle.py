@@ -202,14 +202,14 @@ def main() -> None:
             dockerd,
             ours,
             [
-                ("running containers", lambda e: e.running, ".0f", False),
-                ("per-container processes found", lambda e: e.per_container_processes, ".0f", False),
-                ("daemons' RSS growth, MiB each", lambda e: e.daemon_rss_growth_kib / 1024, ".2f", True),
-                ("shim / supervisor RSS, MiB each", lambda e: e.process_rss_kib / 1024, ".2f", True),
-                ("shim / supervisor PSS, MiB each", lambda e: e.process_pss_kib / 1024, ".2f", True),
-                ("engine total, MiB each", lambda e: e.total_mib, ".2f", True),
-                ("used memory growth, MiB each", lambda e: e.used_growth_mib, ".2f", True),
-                ("CPU while idle, % of the machine", lambda e: e.cpu_share * 100, ".2f", True),
+                ("running containers", lambda e: e.running, ".0f", ""),
+                ("per-container processes found", lambda e: e.per_container_processes, ".0f", ""),
+                ("daemons' RSS growth, MiB each", lambda e: e.daemon_rss_growth_kib / 1024, ".2f", "lower"),
+                ("shim / supervisor RSS, MiB each", lambda e: e.process_rss_kib / 1024, ".2f", "lower"),
+                ("shim / supervisor PSS, MiB each", lambda e: e.process_pss_kib / 1024, ".2f", "lower"),
+                ("engine total, MiB each", lambda e: e.total_mib, ".2f", "lower"),
+                ("used memory growth, MiB each", lambda e: e.used_growth_mib, ".2f", "lower"),
+                ("CPU while idle, % of the machine", lambda e: e.cpu_share * 100, ".2f", "lower"),
             ],
         )
         print("  (dockerd: daemons dockerd + containerd, per container containerd-shim; logship: its daemon and sh)")

@@ -272,12 +272,12 @@ def report_dockerd(
         theirs,
         ours,
         [
-            ("k lines/s", lambda e: lines / e.seconds / 1e3, ".0f", False),
-            ("ratio to the baseline", lambda e: base_s / e.seconds, ".2f", False),
-            ("seconds, API create to wait", lambda e: e.seconds, ".2f", True),
-            ("CPU-s per 1M lines", lambda e: e.cpu_seconds / lines * 1e6, ".2f", True),
-            ("lines in the json-file log", lambda e: e.lines_logged, ",.0f", False),
-            ("logs --tail 10, whole CLI, ms", lambda e: e.tail_seconds * 1e3, ".0f", True),
+            ("k lines/s", lambda e: lines / e.seconds / 1e3, ".0f", "higher"),
+            ("ratio to the baseline", lambda e: base_s / e.seconds, ".2f", "higher"),
+            ("seconds, API create to wait", lambda e: e.seconds, ".2f", "lower"),
+            ("CPU-s per 1M lines", lambda e: e.cpu_seconds / lines * 1e6, ".2f", "lower"),
+            ("lines in the json-file log", lambda e: e.lines_logged, ",.0f", ""),
+            ("logs --tail 10, whole CLI, ms", lambda e: e.tail_seconds * 1e3, ".0f", "lower"),
         ],
     )
     ratios = " ".join(f"{b / r.seconds:.2f}" for b, r in zip(base_times, docker_runs, strict=True))
