@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from logship.drivers.util.timestamps import LogsPrefix
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import Batch, Message
 from logship.pipeline.readconfig import ReadConfig
@@ -58,9 +59,17 @@ class TextLogReader(Protocol):
     def read_text(self, config: ReadConfig) -> AsyncIterator[list[Run]]: ...
 
 
-def runs_of(messages: list[Message]) -> list[Run]:
+def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     """Messages as runs: consecutive messages of one stream joined, each line with its newline unless
-    it is a non-last piece of a long line."""
+    it is a non-last piece of a long line. With `timestamps`, a run per message, after its `logs -t`
+    prefix (an empty piece too): the API sends each as a frame of its own, as dockerd does, and clients
+    that merge several containers by time read a message per frame."""
+    if timestamps:
+        prefix = LogsPrefix()
+        return [
+            (message.stream, prefix.format(message.timestamp_ns) + message.line + (b"\n" if message.ends_line else b""))
+            for message in messages
+        ]
     runs: list[Run] = []
     stream = ""
     parts: list[bytes] = []

@@ -315,8 +315,8 @@ def test_runs_go_out_as_one_frame_each_for_the_streams_asked_for() -> None:
     assert only_err.encode_runs(runs) == b"\x02\0\0\0\0\0\0\x02c\n"
     tty = LogEncoder(frozenset({STDOUT, STDERR}), False, False, tty=True)
     assert tty.encode_runs(runs) == b"a\nb\nc\nd"
-    with pytest.raises(ValueError, match="timestamps"):
-        LogEncoder(frozenset({STDOUT}), True, False, tty=False).encode_runs(runs)
+    with pytest.raises(ValueError, match="attributes"):
+        LogEncoder(frozenset({STDOUT}), False, True, tty=False).encode_runs(runs)
 
 
 class Pieces(io.BytesIO):
@@ -408,6 +408,7 @@ def test_json_text_of_generated_records_is_what_the_messages_print(
     data = b"".join(records)
     messages, bad = JSON_LINES.decode(data)
     assert JSON_LINES.decode_text(data) == (merged(runs_of(messages)), bad)
+    assert JSON_LINES.decode_text(data, timestamps=True) == (runs_of(messages, timestamps=True), bad)
 
 
 @settings(max_examples=200, deadline=None)
@@ -416,6 +417,7 @@ def test_local_text_of_generated_records_is_what_the_messages_print(drawn: list[
     data = b"".join(RecordEncoder({}).encode(batch) for batch in as_batches(drawn))
     messages, bad = LOCAL_RECORDS.decode(data)
     assert LOCAL_RECORDS.decode_text(data) == (merged(runs_of(messages)), bad)
+    assert LOCAL_RECORDS.decode_text(data, timestamps=True) == (runs_of(messages, timestamps=True), bad)
 
 
 # ---- json-file: the C loop (`_logtext.runs`) behind decode_text --------------------------------------
@@ -431,6 +433,7 @@ def test_every_record_logship_writes_is_taken_by_the_c_loop(
     messages, bad = JSON_LINES.decode(data)
     assert bad == 0
     assert _logtext.runs(memoryview(data)) == merged(runs_of(messages))
+    assert _logtext.runs(data, True) == runs_of(messages, timestamps=True)
 
 
 INTERESTING_BYTES = b'"\\u/nrtbf0aF9}{:,\n\r\t \x00\x1f\x7f\x80\xbf\xc0\xc2\xe0\xed\xf0\xf4\xf5\xff'
@@ -441,9 +444,10 @@ INTERESTING_BYTES = b'"\\u/nrtbf0aF9}{:,\n\r\t \x00\x1f\x7f\x80\xbf\xc0\xc2\xe0\
     generated_batches,
     st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(list(INTERESTING_BYTES))), min_size=1, max_size=3),
     st.integers(0, 10**6),
+    st.booleans(),
 )
 def test_the_c_loop_never_prints_what_the_record_decoder_would_not(
-    drawn: list[tuple[str, list[bytes], bool]], flips: list[tuple[int, int]], cut: int
+    drawn: list[tuple[str, list[bytes], bool]], flips: list[tuple[int, int]], cut: int, timestamps: bool
 ) -> None:
     # Damage a valid chunk: the C loop either refuses it (and the slow path takes over) or gives
     # exactly what decoding record by record gives, with no record skipped.
@@ -451,11 +455,13 @@ def test_the_c_loop_never_prints_what_the_record_decoder_would_not(
     for position, byte in flips:
         data[position % len(data)] = byte
     damaged = bytes(data[: len(data) - cut % 40])
-    runs = _logtext.runs(damaged)
+    runs = _logtext.runs(damaged, timestamps)
     messages, bad = JSON_LINES.decode(damaged)
+    # Without timestamps how a reader chunks runs is not behaviour; with them, a run per message is.
+    expected = runs_of(messages, timestamps) if timestamps else merged(runs_of(messages))
     if runs is not None:
-        assert (runs, bad) == (merged(runs_of(messages)), 0)
-    assert JSON_LINES.decode_text(damaged) == (merged(runs_of(messages)), bad)
+        assert (runs, bad) == (expected, 0)
+    assert JSON_LINES.decode_text(damaged, timestamps) == (expected, bad)
 
 
 GOOD_TIME = b'"time":"2025-11-29T06:33:20.5Z"}\n'
@@ -502,3 +508,40 @@ def test_the_c_loop_takes_what_json_allows_in_dockers_shape() -> None:
         (STDERR, "raw \u00e9\u20ac\U0001f600 and DEL \x7fzone".encode()),
     ]
     assert _logtext.runs(b"") == []
+
+
+@pytest.mark.parametrize(
+    "time_value",
+    [
+        b"2025-11-29T06:33:20+01:00",  # another zone: printed in UTC
+        b"2025-11-29t06:33:20z",  # lower case: printed upper case
+        b"2025-11-29T06:33:60Z",  # a leap second: the next minute's :00
+        b"2025-02-30T06:33:20Z",  # a day February lacks: March's
+        b"1969-12-31T23:59:59Z",  # before the epoch
+    ],
+)
+def test_with_timestamps_the_c_loop_leaves_times_to_normalize_to_the_record_decoder(time_value: bytes) -> None:
+    record = b'{"log":"x\\n","stream":"stdout","time":"' + time_value + b'"}\n'
+    assert _logtext.runs(record, True) is None
+    assert _logtext.runs(record) == [(STDOUT, b"x\n")]  # without timestamps the time is only checked
+    messages, bad = JSON_LINES.decode(record)
+    assert JSON_LINES.decode_text(record, timestamps=True) == (runs_of(messages, timestamps=True), bad)
+
+
+def test_with_timestamps_every_record_is_a_run_of_its_own_that_prints_its_time_an_empty_piece_included() -> None:
+    # A run per record: the API sends each as one frame, as dockerd does; `logs` of several containers
+    # reads a message per frame to merge them by time.
+    records = [
+        b'{"log":"a\\n","stream":"stdout","time":"2025-11-29T06:33:20.5Z"}\n',
+        b'{"stream":"stdout","time":"2025-11-29T06:33:21Z"}\n',  # an empty piece of a long line
+        b'{"log":"b","stream":"stderr","time":"2025-11-29T06:33:22.123456789Z"}\n',
+    ]
+    expected = [
+        (STDOUT, b"2025-11-29T06:33:20.500000000Z a\n"),
+        (STDOUT, b"2025-11-29T06:33:21.000000000Z "),
+        (STDERR, b"2025-11-29T06:33:22.123456789Z b"),
+    ]
+    data = b"".join(records)
+    assert _logtext.runs(data, True) == expected
+    assert runs_of(JSON_LINES.decode(data)[0], timestamps=True) == expected
+    assert JSON_LINES.decode_text(b"not json\n" * 2000 + data, timestamps=True) == (expected, 2000)  # slow path

@@ -1,6 +1,6 @@
 /* The json-file fast path's inner loop in C: what `logs` prints for a chunk of json-file records.
  *
- * runs(data) -> list[tuple[str, bytes]] | None
+ * runs(data, timestamps=False) -> list[tuple[str, bytes]] | None
  *
  * `data` holds whole records in the exact shape Docker and logship write them,
  *
@@ -12,6 +12,10 @@
  * space, an unknown key, an invalid escape, a lone surrogate, a raw control character, invalid UTF-8,
  * a cut record - gives None, and the caller decodes the chunk with a general JSON decoder instead, so
  * this loop only ever has to be right about the common shape, never lenient.
+ *
+ * With timestamps (`logs -t`), every record is a run of its own that prints `2006-01-02T15:04:05.000000000Z `
+ * and then its log, an empty one included, as the API prints each message; a time not in Docker's own form (UTC "Z", a real
+ * calendar day, no leap second) also gives None, as the general path normalizes those.
  *
  * Why C: in Python every record costs at least one object and a few calls (about 0.3 us with msgspec,
  * the fastest decoder found); this loop is a byte scan with no object per record, and it runs without
@@ -236,6 +240,36 @@ static int valid_time(const unsigned char *p, Py_ssize_t length)
            digits(p + i + 4, 2, &zone);
 }
 
+#define PREFIX_BYTES 31 /* "2006-01-02T15:04:05.000000000Z " */
+
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return days[month - 1] + (month == 2 && leap);
+}
+
+/* The `logs -t` prefix for a time value that valid_time() accepted, written at out; 0 when the time is
+ * not in Docker's own form, which the general path normalizes (another zone, a lower-case t or z, a leap
+ * second, a day the month does not have, a year before 1970). */
+static int write_prefix(const unsigned char *p, Py_ssize_t length, unsigned char *out)
+{
+    int year, month, day, second;
+    if (p[10] != 'T' || p[length - 1] != 'Z' || !digits(p, 4, &year) || !digits(p + 5, 2, &month) ||
+        !digits(p + 8, 2, &day) || !digits(p + 17, 2, &second))
+        return 0;
+    if (year < 1970 || second > 59 || day > days_in_month(year, month))
+        return 0;
+    memcpy(out, p, 19);
+    out[19] = '.';
+    Py_ssize_t fraction = p[19] == '.' ? length - 21 : 0; /* 1 to 9 digits between '.' and 'Z' */
+    memcpy(out + 20, p + 20, (size_t)fraction);
+    memset(out + 20 + fraction, '0', (size_t)(9 - fraction));
+    out[29] = 'Z';
+    out[30] = ' ';
+    return 1;
+}
+
 /* p advanced past `literal` if it starts there, else NULL. */
 static const unsigned char *expect(const unsigned char *p, const unsigned char *end, const char *literal, size_t length)
 {
@@ -265,11 +299,15 @@ static const unsigned char *skip_attrs(const unsigned char *p, const unsigned ch
     return NULL;
 }
 
-/* One record from p: its log unescaped into *out, its stream in *stream. Returns the position after
- * the record's newline (or at the end of data for a last record without one), NULL if the record is
- * not in the expected shape. */
-static const unsigned char *read_record(const unsigned char *p, const unsigned char *end, unsigned char **out, int *stream)
+/* One record from p: its log unescaped into *out (after its time prefix with timestamps), its stream in
+ * *stream. Returns the position after the record's newline (or at the end of data for a last record
+ * without one), NULL if the record is not in the expected shape. */
+static const unsigned char *read_record(const unsigned char *p, const unsigned char *end, unsigned char **out, int *stream,
+                                        int timestamps)
 {
+    unsigned char *prefix = *out; /* the time comes last in a record: its prefix is filled in then */
+    if (timestamps)
+        *out += PREFIX_BYTES;
     const unsigned char *after_log = EXPECT(p, end, "{\"log\":\"");
     if (after_log != NULL) {
         if ((p = read_string(after_log, end, out)) == NULL || (p = EXPECT(p, end, ",\"stream\":\"")) == NULL)
@@ -292,6 +330,8 @@ static const unsigned char *read_record(const unsigned char *p, const unsigned c
     if (time_start == NULL || (p = read_string(time_start, end, NULL)) == NULL ||
         !valid_time(time_start, p - 1 - time_start))
         return NULL;
+    if (timestamps && !write_prefix(time_start, p - 1 - time_start, prefix))
+        return NULL;
     if (p < end && *p == '}') {
         p++;
         if (p == end)
@@ -304,7 +344,7 @@ static const unsigned char *read_record(const unsigned char *p, const unsigned c
 
 /* The whole scan, without the GIL: the output bytes in `output`, run boundaries in `runs`.
  * Returns 0, -1 for "not the expected shape", -2 for out of memory. */
-static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *output, runs_t *runs)
+static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *output, runs_t *runs, int timestamps)
 {
     const unsigned char *p = data, *end = data + length;
     unsigned char *o = output;
@@ -312,12 +352,14 @@ static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *out
     while (p < end) {
         unsigned char *record_start = o;
         int stream;
-        p = read_record(p, end, &o, &stream);
+        p = read_record(p, end, &o, &stream, timestamps);
         if (p == NULL)
             return -1;
         if (o == record_start)
-            continue; /* an empty log prints nothing, and does not end a run */
-        if (stream != current) {
+            continue; /* an empty log prints nothing (without timestamps), and does not end a run */
+        /* With timestamps every record is a run of its own: the API sends each as one frame, as dockerd
+         * does, and clients that merge several containers by time read a message per frame. */
+        if (timestamps || stream != current) {
             if (current >= 0 && push_run(runs, current, record_start - output) < 0)
                 return -2;
             current = stream;
@@ -328,12 +370,15 @@ static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *out
     return 0;
 }
 
-static PyObject *logtext_runs(PyObject *module, PyObject *arg)
+static PyObject *logtext_runs(PyObject *module, PyObject *args)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    int timestamps = 0;
+    if (!PyArg_ParseTuple(args, "y*|p:runs", &view, &timestamps))
         return NULL;
-    unsigned char *output = malloc(view.len > 0 ? (size_t)view.len : 1);
+    /* A whole record never prints more than it takes in the file (a prefix is shorter than the time and
+     * keys it replaces); the record being read can be ahead by its prefix until its time is reached. */
+    unsigned char *output = malloc((size_t)view.len + PREFIX_BYTES);
     runs_t runs = {NULL, 0, 0};
     PyObject *result = NULL;
     if (output == NULL) {
@@ -342,7 +387,7 @@ static PyObject *logtext_runs(PyObject *module, PyObject *arg)
     }
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = scan(view.buf, view.len, output, &runs);
+    status = scan(view.buf, view.len, output, &runs, timestamps);
     Py_END_ALLOW_THREADS
     if (status == -2) {
         PyErr_NoMemory();
@@ -379,10 +424,10 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"runs", logtext_runs, METH_O,
-     "runs(data) -> list[tuple[str, bytes]] | None\n\n"
-     "What `logs` prints for whole json-file records in Docker's shape, as runs of one stream's bytes;\n"
-     "None when some record is in another shape (decode those with a general JSON decoder)."},
+    {"runs", logtext_runs, METH_VARARGS,
+     "runs(data, timestamps=False) -> list[tuple[str, bytes]] | None\n\n"
+     "What `logs` (or `logs -t`) prints for whole json-file records in Docker's shape, as runs of one\n"
+     "stream's bytes; None when some record is in another shape (decode those with a general JSON decoder)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,13 +4,14 @@ A record is one JSON object on one line. The message's line is `log` without its
 `log` without one was a non-last piece of a long line (or output cut short by EOF), so the message
 gets partial metadata with an empty id, the only trace json-file keeps of pieces.
 
-The fast path (`decode_text`, for `logs` without --timestamps/--details): what `logs` prints for a run
-of one stream's records is just their `log` values one after the other. A small C loop (`_logtext.c`)
-unescapes a whole chunk of records in Docker's shape straight into runs of bytes, with no object per
-record and without the GIL: a byte scan, where the fastest Python JSON decoder found (msgspec) spends
-about 0.3 us per record on objects. A chunk it refuses (a record in another shape: another key order, a lone surrogate
-escape, invalid JSON) is halved until the parts are small, and those are decoded record by record like
-`decode` does, so one odd record does not send a whole chunk down the slow path.
+The fast path (`decode_text`, for `logs` without --details): what `logs` prints for a run of one
+stream's records is just their `log` values one after the other (with -t, each after its time). A
+small C loop (`_logtext.c`) unescapes a whole chunk of records in Docker's shape straight into runs of
+bytes, with no object per record and without the GIL: a byte scan, where the fastest Python JSON
+decoder found (msgspec) spends about 0.3 us per record on objects. A chunk it refuses (a record in
+another shape: another key order, a lone surrogate escape, invalid JSON) is halved until the parts are
+small, and those are decoded record by record like `decode` does, so one odd record does not send a
+whole chunk down the slow path.
 """
 
 from __future__ import annotations
@@ -70,19 +71,20 @@ class JSONLines:
                 bad += 1
         return messages, bad
 
-    def decode_text(self, data: bytes | memoryview) -> tuple[list[Run], int]:
-        runs = _logtext.runs(data)
+    def decode_text(self, data: bytes | memoryview, timestamps: bool = False) -> tuple[list[Run], int]:
+        runs = _logtext.runs(data, timestamps)
         if runs is not None:
             return runs, 0
         data = bytes(data)  # the slow path splits and searches it
         if len(data) > _SMALLEST_SPLIT:  # decode the odd records' half apart from the other
             middle = data.find(b"\n", len(data) // 2) + 1
             if 0 < middle < len(data):
-                head, head_bad = self.decode_text(data[:middle])
-                tail, tail_bad = self.decode_text(data[middle:])
-                return _merged(head + tail), head_bad + tail_bad
+                head, head_bad = self.decode_text(data[:middle], timestamps)
+                tail, tail_bad = self.decode_text(data[middle:], timestamps)
+                runs = head + tail  # with timestamps, a run per record (see runs_of)
+                return (runs if timestamps else _merged(runs)), head_bad + tail_bad
         messages, bad = self.decode(data)
-        return runs_of(messages), bad
+        return runs_of(messages, timestamps), bad
 
     def record_at(self, read_at: ReadAt, offset: int, end: int) -> tuple[int, int] | None:
         position = offset

@@ -10,7 +10,7 @@ it falls back to a forward walk over that file, which resynchronises past the da
 
 from __future__ import annotations
 
-from logship.drivers.base import Run
+from logship.drivers.base import Run, runs_of
 from logship.drivers.local import framing, record
 from logship.drivers.util.logreader import ReadAt
 from logship.pipeline.message import Message
@@ -27,8 +27,11 @@ class LocalRecords:
         messages, undecodable = record.decode_records(data, found.payloads)
         return messages, found.damaged + undecodable
 
-    def decode_text(self, data: bytes | memoryview) -> tuple[list[Run], int]:
+    def decode_text(self, data: bytes | memoryview, timestamps: bool = False) -> tuple[list[Run], int]:
         data = bytes(data)  # the record parser slices and searches it
+        if timestamps:  # a prefix per line: by way of the messages
+            messages, bad = self.decode(data)
+            return runs_of(messages, timestamps), bad
         found = framing.scan(data, at_end=True)
         runs, undecodable = record.decode_text_records(data, found.payloads)
         return runs, found.damaged + undecodable

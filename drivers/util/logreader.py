@@ -20,7 +20,7 @@ knows the files. As Docker does (`loggerutils/logfile.go`):
 Improvement over Docker: a record that does not decode is skipped on its own (and counted in a
 warning); Docker drops the rest of the file.
 
-The fast path (`read_log_text`, for `logs` without --timestamps/--details): no Message per line but
+The fast path (`read_log_text`, for `logs` without --details): no Message per line but
 runs of one stream's bytes, decoded a chunk at a time by the codec (`TextCodec.decode_text`), and
 since/until turned into byte offsets by binary search over each file's records (`first_record`)
 instead of a time check on every record: `logs --since` near the end of a large log reads only the
@@ -77,9 +77,10 @@ class RecordCodec(Protocol):
 class TextCodec(RecordCodec, Protocol):
     """A record format that also serves the fast `logs` path (`read_log_text`)."""
 
-    def decode_text(self, data: bytes | memoryview) -> tuple[list[Run], int]:
+    def decode_text(self, data: bytes | memoryview, timestamps: bool) -> tuple[list[Run], int]:
         """The whole records in `data` (a view of the chunk read) as runs (what `runs_of` makes of
-        `decode`'s messages, byte for byte), and how many records could not be decoded."""
+        `decode`'s messages, byte for byte, with `timestamps` or not), and how many records could not be
+        decoded."""
         ...
 
     def record_at(self, read_at: ReadAt, offset: int, end: int) -> tuple[int, int] | None:
@@ -329,14 +330,14 @@ def read_log_text(
     time check per record. A `tail` (a few records) and follow go through `read_log`'s path.
     """
     if config.tail >= 0:  # the last few records, or none before following: few messages
-        return _as_runs(read_log(file, codec, config, logger))
+        return _as_runs(read_log(file, codec, config, logger), config.timestamps)
     snapshot = file.open_history()
     return _read_text(file, snapshot, codec, config, logger)
 
 
-async def _as_runs(messages: AsyncIterator[list[Message]]) -> AsyncIterator[list[Run]]:
+async def _as_runs(messages: AsyncIterator[list[Message]], timestamps: bool) -> AsyncIterator[list[Run]]:
     async for batch in messages:
-        yield runs_of(batch)
+        yield runs_of(batch, timestamps)
 
 
 async def _read_text(
@@ -346,12 +347,12 @@ async def _read_text(
     opened = _segments_of(file, snapshot)
     try:
         for segment in await asyncio.to_thread(_worth_reading, opened, window.since_ns):
-            async for runs in _text_of_segment(segment, codec, window, logger):
+            async for runs in _text_of_segment(segment, codec, window, config.timestamps, logger):
                 yield runs
             if window.finished:
                 return
         async for messages in _then_follow(file, codec, window, opened, snapshot, config, logger):
-            yield runs_of(messages)
+            yield runs_of(messages, config.timestamps)
     finally:
         for segment in opened:
             segment.close()
@@ -370,28 +371,32 @@ def _worth_reading(segments: list[_Segment], since_ns: int) -> list[_Segment]:
 
 
 async def _text_of_segment(
-    segment: _Segment, codec: TextCodec, window: _TimeWindow, logger: logging.Logger
+    segment: _Segment, codec: TextCodec, window: _TimeWindow, timestamps: bool, logger: logging.Logger
 ) -> AsyncIterator[list[Run]]:
     if not await asyncio.to_thread(_prepared, segment, logger):
         return
     span = await asyncio.to_thread(_time_span, segment, codec, window)
     if span is None:  # times out of order in this file: only a look at every record is exact
         async for messages in _read_span(segment, codec, 0, segment.end(), window, logger):
-            yield runs_of(messages)
+            yield runs_of(messages, timestamps)
         return
     start, stop = span
     # The next chunk is read and decoded while the consumer sends this one (a worker thread and the
     # event loop's socket writes overlap).
     ahead: asyncio.Future[tuple[list[Run], int, int]] | None = None
+
+    def read_ahead(offset: int) -> asyncio.Future[tuple[list[Run], int, int]]:
+        return asyncio.ensure_future(asyncio.to_thread(_read_text_chunk, segment, codec, offset, stop, timestamps))
+
     try:
         offset = start
         while offset < stop:
             if ahead is None:
-                ahead = asyncio.ensure_future(asyncio.to_thread(_read_text_chunk, segment, codec, offset, stop))
+                ahead = read_ahead(offset)
             runs, bad, offset = await ahead
             ahead = None
             if offset < stop:
-                ahead = asyncio.ensure_future(asyncio.to_thread(_read_text_chunk, segment, codec, offset, stop))
+                ahead = read_ahead(offset)
             if bad:
                 logger.warning("Error decoding log file %s: skipped %d undecodable record(s)", segment.path, bad)
             if runs:
@@ -465,13 +470,15 @@ def first_record(codec: TextCodec, read_at: ReadAt, start: int, end: int, passes
     return best
 
 
-def _read_text_chunk(segment: _Segment, codec: TextCodec, offset: int, end: int) -> tuple[list[Run], int, int]:
+def _read_text_chunk(
+    segment: _Segment, codec: TextCodec, offset: int, end: int, timestamps: bool
+) -> tuple[list[Run], int, int]:
     data, length = _whole_records(segment, codec, offset, end)
     if not length:
         return [], 0, end
     # A view, not a slice: a second megabyte-sized object per chunk costs more in page faults than the
     # decoding itself.
-    runs, bad = codec.decode_text(memoryview(data)[:length])
+    runs, bad = codec.decode_text(memoryview(data)[:length], timestamps)
     return runs, bad, offset + length
 
 

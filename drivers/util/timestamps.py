@@ -72,3 +72,19 @@ def _epoch_seconds(match: re.Match[str]) -> int:
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         raise ValueError(f"invalid RFC 3339 time {match.group(0)!r}")
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+
+
+class LogsPrefix:
+    """`logs -t`'s prefix, `2006-01-02T15:04:05.000000000Z ` (always nine digits): the strftime costs only
+    once per second of log."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def format(self, timestamp_ns: int) -> bytes:
+        second, nanos = divmod(timestamp_ns, NS_PER_SECOND)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._text}.{nanos:09d}Z ".encode()

@@ -210,18 +210,20 @@ async def logs(request: web.Request) -> web.StreamResponse:
         tail = int(tail_text)
     except ValueError:
         tail = -1  # Docker: anything that is not a number means all
+    timestamps = query_bool(request, "timestamps")
     config = ReadConfig(
         since_ns=parse_timestamp(request.query.get("since", ""), "since"),
         until_ns=parse_timestamp(request.query.get("until", ""), "until"),
         tail=tail if tail >= 0 else -1,
         # A restarting container's drivers stay open between runs: following it goes on across restarts.
         follow=query_bool(request, "follow") and (container.record.state.running or container.record.state.restarting),
+        timestamps=timestamps,
     )
     tty = container.record.tty
-    encoder = LogEncoder(streams, query_bool(request, "timestamps"), query_bool(request, "details"), tty)
+    encoder = LogEncoder(streams, timestamps, query_bool(request, "details"), tty)
     manager = backend(request).containers
-    # Undecorated output (the usual `logs`) is read as runs of bytes: no Message per line.
-    text = not (encoder.timestamps or encoder.details)
+    # Output without --details (the usual `logs`, or `logs -t`) is read as runs of bytes: no Message per line.
+    text = not encoder.details
     source: AsyncGenerator[Any, None]
     chunks: AsyncIterator[bytes]
     if text:

@@ -13,11 +13,11 @@ headers to write and to parse, for the same output.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Iterable
 from urllib.parse import quote_plus
 
 from logship.drivers.base import Run
+from logship.drivers.util.timestamps import LogsPrefix
 from logship.pipeline.message import STDERR, STDOUT, Message
 
 STREAM_STDIN = 0
@@ -41,21 +41,6 @@ def error_frame(message: str, tty: bool) -> bytes:
     return payload if tty else frame(STREAM_SYSTEMERR, payload)
 
 
-class _TimestampCache:
-    """Formatting a timestamp costs a strftime only once per second of log."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def format(self, ns: int) -> bytes:
-        second, nanos = divmod(ns, 1_000_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{nanos:09d}Z ".encode()
-
-
 def details_prefix(attrs: dict[str, str] | None) -> bytes:
     if not attrs:
         return b" "
@@ -71,7 +56,7 @@ class LogEncoder:
         self.timestamps = timestamps
         self.details = details
         self.tty = tty
-        self._clock = _TimestampCache()
+        self._clock = LogsPrefix()
 
     def encode(self, messages: Iterable[Message]) -> bytes:
         parts: list[bytes] = []
@@ -95,10 +80,10 @@ class LogEncoder:
         return b"".join(parts)
 
     def encode_runs(self, runs: Iterable[Run]) -> bytes:
-        """Runs (undecorated: the fast path is for requests without timestamps or details) as one frame
-        each, or raw bytes on a tty."""
-        if self.timestamps or self.details:
-            raise ValueError("runs carry no timestamps or attributes: decorate messages instead")
+        """Runs (read with the request's timestamps already in them; the fast path is for requests without
+        details) as one frame each, or raw bytes on a tty."""
+        if self.details:
+            raise ValueError("runs carry no attributes: decorate messages instead")
         parts: list[bytes] = []
         for stream, text in runs:
             if stream not in self.streams or not text:

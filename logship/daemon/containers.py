@@ -21,7 +21,7 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -762,12 +762,12 @@ class ContainerManager:
         return _reading(reader.read_logs(config), close)
 
     async def read_log_text(self, container: Container, config: ReadConfig) -> AsyncGenerator[list[Run], None]:
-        """`read_logs` as runs of bytes (for `logs` without --timestamps/--details): straight from a
-        `TextLogReader`, else made from the messages."""
+        """`read_logs` as runs of bytes (for `logs` without --details; with `config.timestamps` the
+        lines carry their prefixes): straight from a `TextLogReader`, else made from the messages."""
         reader, config, close = await self._log_reader(container, config)
         if isinstance(reader, TextLogReader):
             return _reading(reader.read_text(config), close)
-        return _reading(_runs(reader.read_logs(config)), close)
+        return _reading(_runs(reader.read_logs(config), config.timestamps), close)
 
     async def _log_reader(
         self, container: Container, config: ReadConfig
@@ -783,7 +783,7 @@ class ContainerManager:
         if live is not None:
             reader = next((d for d in live.drivers if isinstance(d, LogReader)), None)
         if reader is None:
-            config = ReadConfig(config.since_ns, config.until_ns, config.tail, follow=False)
+            config = replace(config, follow=False)
             opened = await self._open_reader(container)
             if not isinstance(opened, LogReader):
                 await opened.close()
@@ -860,9 +860,9 @@ async def _reading(items: AsyncIterator[T], close: Callable[[], Any] | None) -> 
             await close()
 
 
-async def _runs(messages: AsyncIterator[list[Message]]) -> AsyncGenerator[list[Run], None]:
+async def _runs(messages: AsyncIterator[list[Message]], timestamps: bool) -> AsyncGenerator[list[Run], None]:
     async for batch in messages:
-        yield runs_of(batch)
+        yield runs_of(batch, timestamps)
 
 
 _SIGNALS = {
