@@ -97,10 +97,7 @@ def main() -> None:
     docker_rounds: list[Kept] = []
     with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        daemon = Daemon(work / "logship")
-        daemon.start()
-        stack.callback(daemon.stop)
-        daemon.import_busybox()
+        daemon = stack.enter_context(Daemon(work / "logship").started())
         docker = start_dockerd(stack, work) if args.dockerd else None
         for index in range(args.rounds):  # in the same rounds, so a busy moment of the machine hits all
             rounds.append(burst(daemon, work, f"burst-{index}", args.lines, OPTS))

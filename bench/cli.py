@@ -97,10 +97,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="logship-clibench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        daemon = Daemon(work / "logship")
-        daemon.start()
-        stack.callback(daemon.stop)
-        daemon.import_busybox()
+        daemon = stack.enter_context(Daemon(work / "logship").started())
         run_container(daemon, NAME, producer(args.lines))
         env = daemon.env()
         # As users run it: with compiled bytecode cached (a session with PYTHONDONTWRITEBYTECODE=1 would

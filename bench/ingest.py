@@ -186,10 +186,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        daemon = Daemon(work / "logship")
-        daemon.start()
-        stack.callback(daemon.stop)
-        daemon.import_busybox()
+        daemon = stack.enter_context(Daemon(work / "logship").started())
         docker = start_dockerd(stack, work) if args.dockerd else None
         base_times: list[float] = []
         runs: list[Run] = []

@@ -26,13 +26,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="module")
 def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon with a busybox image for a whole test module (containers are cheap, daemons less so)."""
-    daemon = Daemon(tmp_path_factory.mktemp("logship"))
-    daemon.start()
-    try:
-        daemon.import_busybox()
+    with Daemon(tmp_path_factory.mktemp("logship")).started() as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,16 @@ class Daemon:
                 self.process.kill()
                 self.process.wait()
         kill_processes_under(self.data_root)
+
+    @contextmanager
+    def started(self) -> Iterator[Daemon]:
+        """Started, with the busybox image imported; stopped on leaving (whatever happened inside)."""
+        self.start()
+        try:
+            self.import_busybox()
+            yield self
+        finally:
+            self.stop()
 
     def kill9(self) -> None:
         """A crash: the daemon dies at once, its containers keep running."""

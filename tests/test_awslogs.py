@@ -240,13 +240,8 @@ def test_options_are_checked_at_create_with_dockers_texts(monkeypatch: pytest.Mo
 
 @pytest.fixture(scope="module")
 def aws_daemon(tmp_path_factory: pytest.TempPathFactory, localstack: LocalStack) -> Iterator[Daemon]:
-    daemon = Daemon(tmp_path_factory.mktemp("awsd"), extra_env=dict(CREDENTIALS))
-    daemon.start()
-    try:
-        daemon.import_busybox()
+    with Daemon(tmp_path_factory.mktemp("awsd"), extra_env=dict(CREDENTIALS)).started() as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 def aws_run(daemon: Daemon, localstack: LocalStack, group: str, script: str, *opts: str, endpoint: str = "") -> str:

@@ -41,13 +41,8 @@ def plugin_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         check=True,
         capture_output=True,
     )
-    daemon = Daemon(tmp_path_factory.mktemp("plugind"), extra_env={"PYTHONPATH": str(site)})
-    daemon.start()
-    try:
-        daemon.import_busybox()
+    with Daemon(tmp_path_factory.mktemp("plugind"), extra_env={"PYTHONPATH": str(site)}).started() as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 def test_info_lists_every_driver_with_where_it_comes_from(plugin_daemon: Daemon) -> None:

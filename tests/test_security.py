@@ -205,13 +205,8 @@ def secret_holding_daemon(localstack: LocalStack, tmp_path_factory: pytest.TempP
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     tls_args = ["--tlsverify", "--tlscacert", ca, "--tlscert", cert, "--tlskey", key, "-H", f"tcp://127.0.0.1:{port}"]
-    daemon = Daemon(root, extra_args=["--log-level", "debug", *tls_args], extra_env=dict(CREDENTIALS))
-    daemon.start()
-    try:
-        daemon.import_busybox()
+    with Daemon(root, extra_args=["--log-level", "debug", *tls_args], extra_env=dict(CREDENTIALS)).started() as daemon:
         yield daemon
-    finally:
-        daemon.stop()
 
 
 def key_material(daemon: Daemon) -> list[str]:
