@@ -52,8 +52,8 @@ class AWSLogsDriver:
         self._space = asyncio.Event()
         self._space.set()
         self._wake = asyncio.Event()
-        self._closing = False
-        self._closing_now = asyncio.Event()  # cuts a backoff short: a container's end has a flush deadline
+        # Set by close(); an Event rather than a flag so that a backoff in progress can wait on it too.
+        self._closing = asyncio.Event()
         self._created = asyncio.Event()
         self.counters = DeliveryCounters()  # given up on or rejected by CloudWatch: counters.lines_failed
         self._last_publish = time.monotonic()
@@ -162,13 +162,13 @@ class AWSLogsDriver:
             due = self._last_publish + self.config.flush_interval_s - time.monotonic()
             full = self._queue.events >= MAX_BATCH_EVENTS or self._queue.bytes >= MAX_BATCH_BYTES
             full = full or not self._space.is_set()  # a writer waits for room
-            if not full and not self._closing and due > 0:
+            if not full and not self._closing.is_set() and due > 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), due)
                 continue
             out: list[Segment] = []
-            flush = self._builder.flush if self._closing else None
+            flush = self._builder.flush if self._closing.is_set() else None
             if flush is not None:
                 flush(out)
             else:
@@ -176,7 +176,7 @@ class AWSLogsDriver:
             self._queue.extend(out)
             if not self._queue:
                 self._last_publish = time.monotonic()
-                if self._closing:
+                if self._closing.is_set():
                     return
                 continue
             events, count = self._queue.take_batch()
@@ -264,17 +264,16 @@ class AWSLogsDriver:
         """Back off, but retry at least every second while closing, and at once when closing begins: a
         backoff of up to CAP_S taken before would otherwise outlast the flush deadline (a backend back
         just after the container's end was then never tried again)."""
-        if self._closing:
+        if self._closing.is_set():
             await asyncio.sleep(min(seconds, 1.0))
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing_now.wait(), seconds)
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
     # ---- close --------------------------------------------------------------------------------------
 
     async def close(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
-        self._closing = True
-        self._closing_now.set()
+        self._closing.set()
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._publisher), timeout_s)
