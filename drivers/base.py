@@ -87,6 +87,12 @@ def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     return runs
 
 
+async def as_runs(messages: AsyncIterator[list[Message]], timestamps: bool = False) -> AsyncIterator[list[Run]]:
+    """A reader's message lists as runs (`runs_of` each), for a `logs` served from messages."""
+    async for batch in messages:
+        yield runs_of(batch, timestamps)
+
+
 @runtime_checkable
 class SizedLogger(Protocol):
     """A driver whose backend takes lines longer than Docker's 16 KiB default before splitting."""

@@ -44,7 +44,7 @@ from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from logship.drivers.base import Run, runs_of
+from logship.drivers.base import Run, as_runs, runs_of
 from logship.drivers.util import gzipextra
 from logship.drivers.util.logfile import LogFile, Position, RotatedFile, Snapshot
 from logship.drivers.util.timestamps import parse_rfc3339nano
@@ -330,14 +330,9 @@ def read_log_text(
     time check per record. A `tail` (a few records) and follow go through `read_log`'s path.
     """
     if config.tail >= 0:  # the last few records, or none before following: few messages
-        return _as_runs(read_log(file, codec, config, logger), config.timestamps)
+        return as_runs(read_log(file, codec, config, logger), config.timestamps)
     snapshot = file.open_history()
     return _read_text(file, snapshot, codec, config, logger)
-
-
-async def _as_runs(messages: AsyncIterator[list[Message]], timestamps: bool) -> AsyncIterator[list[Run]]:
-    async for batch in messages:
-        yield runs_of(batch, timestamps)
 
 
 async def _read_text(

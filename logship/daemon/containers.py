@@ -30,7 +30,7 @@ from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
 from logship.daemon.names import random_name
 from logship.drivers import cache, options, registry
-from logship.drivers.base import LogDriver, LogReader, Run, SizedLogger, TextLogReader, runs_of
+from logship.drivers.base import LogDriver, LogReader, Run, SizedLogger, TextLogReader, as_runs
 from logship.errors import (
     Conflict,
     InvalidParameter,
@@ -767,7 +767,7 @@ class ContainerManager:
         reader, config, close = await self._log_reader(container, config)
         if isinstance(reader, TextLogReader):
             return _reading(reader.read_text(config), close)
-        return _reading(_runs(reader.read_logs(config), config.timestamps), close)
+        return _reading(as_runs(reader.read_logs(config), config.timestamps), close)
 
     async def _log_reader(
         self, container: Container, config: ReadConfig
@@ -858,11 +858,6 @@ async def _reading(items: AsyncIterator[T], close: Callable[[], Any] | None) -> 
     finally:
         if close is not None:
             await close()
-
-
-async def _runs(messages: AsyncIterator[list[Message]], timestamps: bool) -> AsyncGenerator[list[Run], None]:
-    async for batch in messages:
-        yield runs_of(batch, timestamps)
 
 
 _SIGNALS = {
