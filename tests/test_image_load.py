@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import json
 import lzma
@@ -38,13 +37,13 @@ from logship.runtime.imageload import load_images, open_archive
 from logship.runtime.images import ImageStore, go_architecture
 from tests.harness import LOGSHIP, Daemon, Result
 from tests.rootfs import HOST_BUSYBOX, build_busybox_rootfs
+from tests.tarballs import Entry, device, digest, directory, file, hardlink, hexdigest, symlink, tar_of
 
 integration = pytest.mark.integration
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 needs_docker = pytest.mark.skipif(not os.path.exists(DOCKER), reason=f"the docker CLI is not installed ({DOCKER})")
 
-MTIME = 1_700_000_000
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # What the image's own command prints when Env, WorkingDir, Entrypoint + Cmd and both whiteouts applied.
 SCRIPT = 'echo "$GREETING from $(pwd)"; test -e /etc/gone.conf && echo "gone.conf survived"; ls /data/cache; cat note'
@@ -52,55 +51,6 @@ EXPECTED_OUTPUT = "hello from /app\nfresh.txt\nfrom layer 2\n"
 
 
 # -- archive building ---------------------------------------------------------------------------------
-
-
-def _info(name: str, kind: bytes, **fields: Any) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.mtime = MTIME
-    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    for key, value in fields.items():
-        setattr(info, key, value)
-    return info
-
-
-Entry = tuple[tarfile.TarInfo, bytes]
-
-
-def file(name: str, data: bytes = b"", **fields: Any) -> Entry:
-    return _info(name, tarfile.REGTYPE, size=len(data), **fields), data
-
-
-def directory(name: str) -> Entry:
-    return _info(name, tarfile.DIRTYPE), b""
-
-
-def symlink(name: str, target: str) -> Entry:
-    return _info(name, tarfile.SYMTYPE, linkname=target, mode=0o777), b""
-
-
-def hardlink(name: str, target: str) -> Entry:
-    return _info(name, tarfile.LNKTYPE, linkname=target), b""
-
-
-def device(name: str) -> Entry:
-    return _info(name, tarfile.CHRTYPE, devmajor=1, devminor=3), b""
-
-
-def tar_of(*entries: Entry) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for info, data in entries:
-            archive.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    return buffer.getvalue()
-
-
-def hexdigest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hexdigest(data)
 
 
 def image_config(layers: list[bytes], architecture: str | None = None, **container: Any) -> bytes:

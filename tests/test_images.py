@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import io
 import json
 import lzma
@@ -28,58 +27,16 @@ from logship.runtime.changes import apply_changes
 from logship.runtime.images import DEFAULT_PATH_ENV, IMPORT_COMMENT, ImageStore
 from logship.runtime.reference import parse_reference
 from logship.runtime.tarsafe import apply_layer
+from tests.tarballs import MTIME, device, digest, directory, file, hardlink, symlink, tar_of
 
 BUSYBOX = Path("/bin/busybox")
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\n"
 APPLETS = ("sh", "echo", "ls")
-MTIME = 1_700_000_000
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="keeping file owners needs root")
 
 
 # -- archive builders ---------------------------------------------------------------------------------
-
-
-def _member(name: str, kind: bytes, **fields: object) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.mtime = MTIME
-    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
-    for key, value in fields.items():
-        setattr(info, key, value)
-    return info
-
-
-def file(name: str, data: bytes = b"", **fields: object) -> tuple[tarfile.TarInfo, bytes]:
-    return _member(name, tarfile.REGTYPE, size=len(data), **fields), data
-
-
-def directory(name: str, **fields: object) -> tuple[tarfile.TarInfo, bytes]:
-    return _member(name, tarfile.DIRTYPE, **fields), b""
-
-
-def symlink(name: str, target: str) -> tuple[tarfile.TarInfo, bytes]:
-    return _member(name, tarfile.SYMTYPE, linkname=target, mode=0o777), b""
-
-
-def hardlink(name: str, target: str) -> tuple[tarfile.TarInfo, bytes]:
-    return _member(name, tarfile.LNKTYPE, linkname=target), b""
-
-
-def special(name: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
-    return _member(name, kind, devmajor=1, devminor=3), b""
-
-
-def tar_bytes(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for info, data in members:
-            archive.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    return buffer.getvalue()
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def nobody_uses(image_id: str) -> list[str]:
@@ -98,7 +55,7 @@ def busybox_tar() -> bytes:
     """A flat root filesystem in `docker export` form: busybox, a few applet links, /etc and /tmp."""
     if not BUSYBOX.is_file():
         pytest.skip("needs /bin/busybox: apt-get install -y busybox-static")
-    return tar_bytes(
+    return tar_of(
         directory("bin/"),
         file("bin/busybox", BUSYBOX.read_bytes(), mode=0o755),
         *(symlink(f"bin/{applet}", "busybox") for applet in APPLETS),
@@ -119,7 +76,7 @@ def store(tmp_path: Path) -> ImageStore:
 
 
 def tiny_tar(content: bytes) -> bytes:
-    return tar_bytes(file("hello.txt", content))
+    return tar_of(file("hello.txt", content))
 
 
 # -- import -------------------------------------------------------------------------------------------
@@ -143,8 +100,8 @@ def test_image_id_hashes_the_stored_config_and_the_diff_id_hashes_the_uncompress
     image = store.import_tarball(io.BytesIO(busybox_tar), "busybox:local")
 
     config_bytes = (image.rootfs.parent / "config.json").read_bytes()
-    assert image.id == sha256(config_bytes)
-    assert json.loads(config_bytes)["rootfs"] == {"type": "layers", "diff_ids": [sha256(busybox_tar)]}
+    assert image.id == digest(config_bytes)
+    assert json.loads(config_bytes)["rootfs"] == {"type": "layers", "diff_ids": [digest(busybox_tar)]}
 
 
 def test_import_config_is_shaped_like_dockers(store: ImageStore, busybox_tar: bytes) -> None:
@@ -202,7 +159,7 @@ def test_compressed_archives_import_with_the_diff_id_of_the_plain_tar(
 ) -> None:
     image = store.import_tarball(io.BytesIO(compress(busybox_tar)), "busybox:local")
 
-    assert image.config["rootfs"]["diff_ids"] == [sha256(busybox_tar)]
+    assert image.config["rootfs"]["diff_ids"] == [digest(busybox_tar)]
     assert (image.rootfs / "bin/busybox").read_bytes() == BUSYBOX.read_bytes()
 
 
@@ -275,7 +232,7 @@ def assert_store_is_empty(store: ImageStore, data_root: Path) -> None:
 
 
 def test_a_refused_archive_leaves_no_image_and_no_staging_files(store: ImageStore, tmp_path: Path) -> None:
-    hostile = tar_bytes(file("ok.txt", b"fine"), file("../escape.txt", b"bad"))
+    hostile = tar_of(file("ok.txt", b"fine"), file("../escape.txt", b"bad"))
 
     with pytest.raises(InvalidParameter, match=r"\.\./escape\.txt"):
         store.import_tarball(io.BytesIO(hostile), "hostile")
@@ -464,7 +421,7 @@ def test_rmi_of_the_last_tag_untags_and_deletes_the_image_and_its_layer(store: I
 
     records = store.remove("busybox", force=False, in_use_by=nobody_uses)
 
-    assert records == [{"Untagged": "busybox:latest"}, {"Deleted": image.id}, {"Deleted": sha256(archive)}]
+    assert records == [{"Untagged": "busybox:latest"}, {"Deleted": image.id}, {"Deleted": digest(archive)}]
     assert_store_is_empty(store, tmp_path / "data")
 
 
@@ -480,7 +437,7 @@ def test_rmi_reports_a_layer_deleted_only_when_no_other_image_has_it(store: Imag
     assert store.remove("b", force=False, in_use_by=nobody_uses) == [
         {"Untagged": "b:latest"},
         {"Deleted": second.id},
-        {"Deleted": sha256(archive)},
+        {"Deleted": digest(archive)},
     ]
 
 
@@ -677,7 +634,7 @@ def victim(tmp_path: Path) -> Path:
 
 
 def extract(root: Path, *members: tuple[tarfile.TarInfo, bytes]) -> str:
-    return apply_layer(io.BytesIO(tar_bytes(*members)), root)
+    return apply_layer(io.BytesIO(tar_of(*members)), root)
 
 
 def hostile_archives(outside: Path, victim: Path) -> dict[str, tuple[str, list[tuple[tarfile.TarInfo, bytes]]]]:
@@ -704,8 +661,8 @@ def hostile_archives(outside: Path, victim: Path) -> dict[str, tuple[str, list[t
             "stolen",
             [symlink("escape", str(victim.parent)), hardlink("stolen", "escape/victim")],
         ),
-        "character device": ("dev/null", [directory("dev/"), special("dev/null", tarfile.CHRTYPE)]),
-        "block device": ("dev/sda", [directory("dev/"), special("dev/sda", tarfile.BLKTYPE)]),
+        "character device": ("dev/null", [directory("dev/"), device("dev/null", tarfile.CHRTYPE)]),
+        "block device": ("dev/sda", [directory("dev/"), device("dev/sda", tarfile.BLKTYPE)]),
     }
 
 
@@ -762,7 +719,7 @@ def test_a_hard_link_to_a_member_not_yet_extracted_is_refused(root: Path) -> Non
 
 
 def test_fifos_are_allowed(root: Path) -> None:
-    extract(root, special("run/initctl", tarfile.FIFOTYPE))
+    extract(root, device("run/initctl", tarfile.FIFOTYPE))
 
     assert stat.S_ISFIFO((root / "run/initctl").lstat().st_mode)
 
@@ -842,16 +799,16 @@ def test_extended_attributes_are_kept(root: Path) -> None:
 
 
 def test_the_diff_id_covers_every_uncompressed_byte_including_padding(root: Path) -> None:
-    archive = tar_bytes(file("a", b"x"))
+    archive = tar_of(file("a", b"x"))
     padded = archive + b"\0" * 4096
 
-    assert apply_layer(io.BytesIO(padded), root) == sha256(padded)
+    assert apply_layer(io.BytesIO(padded), root) == digest(padded)
 
 
 def test_an_archive_of_only_end_blocks_is_an_empty_layer(root: Path) -> None:
     empty = b"\0" * 1024
 
-    assert apply_layer(io.BytesIO(empty), root) == sha256(empty)
+    assert apply_layer(io.BytesIO(empty), root) == digest(empty)
     assert list(root.iterdir()) == []
 
 
@@ -871,7 +828,7 @@ def test_streams_that_are_not_usable_archives_are_refused(root: Path, data: byte
 
 @pytest.mark.parametrize("into_header", [0, 10], ids=["at-a-header", "inside-a-header"])
 def test_an_archive_cut_at_or_inside_a_header_is_refused_not_silently_shortened(root: Path, into_header: int) -> None:
-    archive = tar_bytes(file("first", b"x" * 512), file("second", b"y"))
+    archive = tar_of(file("first", b"x" * 512), file("second", b"y"))
     # A ustar header starts with the member's name.
     cut = archive.index(b"second") + into_header
 
