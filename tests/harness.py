@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -150,6 +152,38 @@ class Daemon:
 
     def daemon_log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
+
+
+def terminal_session(command: list[str], env: dict[str, str], typed: bytes, marker: bytes) -> tuple[int, bytes]:
+    """Run `command` (a shell in a container) on a new pseudo-terminal, wait for the shell's prompt (`# `,
+    which has no newline), type `typed`, read until `marker` appears; its exit code and all it showed."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command, stdin=terminal, stdout=terminal, stderr=terminal, env=env, start_new_session=True
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 20
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(controller, 4096)
+                except OSError:
+                    break
+        assert marker in seen, seen
+
+    try:
+        read_until(b"# ")
+        os.write(controller, typed)
+        read_until(marker)
+        return process.wait(timeout=20), seen
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
 
 
 def kill_processes_under(data_root: Path) -> None:

@@ -4,18 +4,14 @@ and images come in through `import` and leave through `rmi`."""
 from __future__ import annotations
 
 import io
-import os
-import pty
-import select
 import signal
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness import LOGSHIP, Daemon
+from tests.harness import LOGSHIP, Daemon, terminal_session
 
 pytestmark = pytest.mark.integration
 
@@ -110,39 +106,9 @@ def test_hostname_env_workdir_and_pid_1(shared_daemon: Daemon) -> None:
 
 def test_interactive_tty_session_in_a_real_terminal(shared_daemon: Daemon) -> None:
     """`run -it` from a terminal: raw mode, the prompt appears before any newline, the exit code comes back."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [*LOGSHIP, "run", "-it", "--rm", "busybox", "sh"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=shared_daemon.env(),
-        start_new_session=True,
-    )
-    os.close(terminal)
-    seen = b""
-
-    def read_until(marker: bytes, timeout: float = 20.0) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + timeout
-        while marker not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 0.2)
-            if ready:
-                try:
-                    seen += os.read(controller, 4096)
-                except OSError:
-                    break
-        assert marker in seen, seen
-
-    try:
-        read_until(b"# ")  # busybox sh's prompt, which has no newline
-        os.write(controller, b"stty size; echo tty=$(tty); exit 5\r")
-        read_until(b"tty=/dev/")
-        assert process.wait(timeout=20) == 5
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(controller)
+    command = [*LOGSHIP, "run", "-it", "--rm", "busybox", "sh"]
+    code, seen = terminal_session(command, shared_daemon.env(), b"stty size; echo tty=$(tty); exit 5\r", b"tty=/dev/")
+    assert code == 5
     assert b"tty=/dev/console" in seen
 
 

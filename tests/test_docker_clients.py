@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import tarfile
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Daemon, Result
+from tests.harness import Daemon, Result, terminal_session
 
 pytestmark = pytest.mark.integration
 
@@ -160,39 +158,10 @@ def test_ps_logs_stop_kill_wait_rm(shared_daemon: Daemon) -> None:
 
 @needs_docker
 def test_run_it_gives_a_real_terminal(shared_daemon: Daemon) -> None:
-    controller, terminal = pty.openpty()
     env = {**os.environ, "DOCKER_HOST": shared_daemon.host, "DOCKER_CONFIG": str(shared_daemon.root / "dcfg")}
-    process = subprocess.Popen(
-        [DOCKER, "run", "-it", "--rm", "busybox", "sh"],
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(terminal)
-    seen = b""
-
-    def read_until(marker: bytes) -> None:
-        nonlocal seen
-        deadline = time.monotonic() + 20
-        while marker not in seen and time.monotonic() < deadline:
-            if select.select([controller], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(controller, 4096)
-                except OSError:
-                    break
-        assert marker in seen, seen
-
-    try:
-        read_until(b"# ")
-        os.write(controller, b"[ -t 0 ] && echo is-a-tty; exit 6\r")
-        read_until(b"is-a-tty")
-        assert process.wait(timeout=20) == 6
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(controller)
+    command = [DOCKER, "run", "-it", "--rm", "busybox", "sh"]
+    code, _ = terminal_session(command, env, b"[ -t 0 ] && echo is-a-tty; exit 6\r", b"is-a-tty")
+    assert code == 6
 
 
 @needs_docker
