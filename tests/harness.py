@@ -222,6 +222,20 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+def run_with_awslogs(daemon: Daemon, endpoint: str, group: str, script: str, opts: Iterable[str] = ()) -> str:
+    """`logship run -d` of `sh -c SCRIPT` logging to CloudWatch at `endpoint`, group `group` (created), flushed
+    every second; the container's id."""
+    log_opts = [
+        f"awslogs-group={group}",
+        "awslogs-create-group=true",
+        f"awslogs-endpoint={endpoint}",
+        "awslogs-force-flush-interval-seconds=1",
+        *opts,
+    ]
+    args = [item for opt in log_opts for item in ("--log-opt", opt)]
+    return daemon.ok("run", "-d", "--log-driver", "awslogs", *args, "busybox", "sh", "-c", script).strip()
+
+
 def run_with_fluentd(daemon: Daemon, address: str, *args: str, opts: Iterable[str] = ()) -> str:
     """`logship run -d --log-driver fluentd --log-opt fluentd-address=ADDRESS [--log-opt OPT]... ARGS`; the
     container's id."""

@@ -21,7 +21,7 @@ from logship.drivers.base import Undelivered
 from logship.errors import InvalidParameter
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import Batch
-from tests.harness import Daemon
+from tests.harness import Daemon, run_with_awslogs
 from tests.localstack import CREDENTIALS, SECRET, LocalStack, read_back
 
 pytestmark = pytest.mark.integration
@@ -244,21 +244,9 @@ def aws_daemon(tmp_path_factory: pytest.TempPathFactory, localstack: LocalStack)
         yield daemon
 
 
-def aws_run(daemon: Daemon, localstack: LocalStack, group: str, script: str, *opts: str, endpoint: str = "") -> str:
-    log_opts = [
-        f"awslogs-group={group}",
-        "awslogs-create-group=true",
-        f"awslogs-endpoint={endpoint or localstack.endpoint}",
-        "awslogs-force-flush-interval-seconds=1",
-        *opts,
-    ]
-    args = [item for opt in log_opts for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "awslogs", *args, "busybox", "sh", "-c", script).strip()
-
-
 def test_a_container_ships_every_line_to_its_stream(aws_daemon: Daemon, localstack: LocalStack) -> None:
     group = unique("run")
-    container_id = aws_run(aws_daemon, localstack, group, "echo first; echo second >&2; echo third")
+    container_id = run_with_awslogs(aws_daemon, localstack.endpoint, group, "echo first; echo second >&2; echo third")
     aws_daemon.ok("wait", container_id)
     events = read_back(localstack, group, container_id, 3)
     assert sorted(e["message"] for e in events) == ["first", "second", "third"]
@@ -270,8 +258,11 @@ def test_an_emulator_outage_mid_stream_loses_nothing_in_blocking_mode(
     if localstack.external:
         pytest.skip("only a LocalStack started by the tests can be stopped")
     group = unique("outage")
-    container_id = aws_run(
-        aws_daemon, localstack, group, "i=0; while [ $i -lt 3000 ]; do echo seq$i; i=$((i+1)); sleep 0.01; done"
+    container_id = run_with_awslogs(
+        aws_daemon,
+        localstack.endpoint,
+        group,
+        "i=0; while [ $i -lt 3000 ]; do echo seq$i; i=$((i+1)); sleep 0.01; done",
     )
     time.sleep(3)
     localstack.pause()
@@ -303,12 +294,8 @@ def test_an_unreachable_endpoint_never_blocks_start_and_stop_is_bounded(
     aws_daemon: Daemon, localstack: LocalStack
 ) -> None:
     started = time.monotonic()
-    container_id = aws_run(
-        aws_daemon,
-        localstack,
-        unique("unreachable"),
-        "echo lost-1; echo lost-2; sleep 60",
-        endpoint="http://127.0.0.1:9",
+    container_id = run_with_awslogs(
+        aws_daemon, "http://127.0.0.1:9", unique("unreachable"), "echo lost-1; echo lost-2; sleep 60"
     )
     assert time.monotonic() - started < 10
     assert aws_daemon.inspect(container_id)["State"]["Running"]
@@ -326,7 +313,9 @@ def test_stop_while_the_emulator_is_down_reports_what_was_not_sent(aws_daemon: D
     if localstack.external:
         pytest.skip("only a LocalStack started by the tests can be paused")
     group = unique("downatstop")
-    container_id = aws_run(aws_daemon, localstack, group, "sleep 3; echo late-1; echo late-2; sleep 60")
+    container_id = run_with_awslogs(
+        aws_daemon, localstack.endpoint, group, "sleep 3; echo late-1; echo late-2; sleep 60"
+    )
     time.sleep(2)  # the stream exists by now
     localstack.pause()
     try:

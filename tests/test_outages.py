@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fluentd_receiver import ForwardReceiver
-from tests.harness import Daemon, run_with_fluentd
+from tests.harness import Daemon, run_with_awslogs, run_with_fluentd
 from tests.journal import Journald, entries, message_bytes
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 
@@ -255,14 +255,7 @@ def test_localstack_stopped_for_30_seconds_loses_no_line_in_blocking_mode(
         pacing = "[ $((i % 100)) -eq 0 ] && sleep 1"
         rest = f"i={before}; while [ $i -lt {before + during} ]; do echo seq$i; i=$((i+1)); {pacing}; done"
         script = f"{numbered(before)}; sleep 15; {rest}"  # the outage starts while it sleeps
-        log_opts = [
-            f"awslogs-group={group}",
-            "awslogs-create-group=true",
-            f"awslogs-endpoint={localstack.endpoint}",
-            "awslogs-force-flush-interval-seconds=1",
-        ]
-        args = [item for opt in log_opts for item in ("--log-opt", opt)]
-        container_id = daemon.ok("run", "-d", "--log-driver", "awslogs", *args, "busybox", "sh", "-c", script).strip()
+        container_id = run_with_awslogs(daemon, localstack.endpoint, group, script)
         first = [e["message"] for e in read_back(localstack, group, container_id, before)]
         assert sequence_numbers(first) == list(range(before))
         localstack.stop()
