@@ -14,9 +14,11 @@ Not part of the test suite or CI: only bench/ uses it.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +36,19 @@ from tests.rootfs import build_busybox_rootfs
 START_TIMEOUT_S = 60.0
 
 T = TypeVar("T")  # one engine's results, in print_side_by_side
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP to an engine's API on its unix socket (dockerd's or logship's), for timing requests with the
+    least client in the way."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost")
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self._path))
 
 
 def available() -> bool:

@@ -116,9 +116,9 @@ def run_on_dockerd(docker: Dockerd, name: str, command: str, log_opts: dict[str,
 
 def dockerd_api(docker: Dockerd, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """One request to dockerd's API, as `run_container` sends logship's; the decoded JSON answer, if any."""
-    from bench.read import _UnixConnection
+    from bench.dockerd import UnixConnection
 
-    connection = _UnixConnection(docker.socket)
+    connection = UnixConnection(docker.socket)
     try:
         data, headers = (json.dumps(body), {"Content-Type": "application/json"}) if body is not None else (None, {})
         connection.request(method, DOCKERD_API + path, data, headers)

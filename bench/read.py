@@ -21,10 +21,8 @@ it, the dockerd column shows the figures measured on this kind of machine for is
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +35,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.dockerd import Dockerd, docker_cli
+from bench.dockerd import Dockerd, UnixConnection, docker_cli
 from bench.ingest import LINE_BYTES, producer
 from tests.harness import LOGSHIP, Daemon
 
@@ -67,19 +65,9 @@ class Engine:
         return result.stdout or b""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost")
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(self._path))
-
-
 def api_read(engine: Engine, query: dict[str, str]) -> int:
     """GET /containers/NAME/logs and drain the body; returns its size."""
-    connection = _UnixConnection(engine.socket)
+    connection = UnixConnection(engine.socket)
     try:
         connection.request("GET", f"/containers/{NAME}/logs?{urlencode({'stdout': '1', 'stderr': '1', **query})}")
         response = connection.getresponse()
