@@ -48,6 +48,8 @@ class LogReader(Protocol):
 
 # A stream and what `logs` prints for consecutive messages of it, newlines included: the unit of the
 # fast `logs` path (no --timestamps/--details), where a Message per line would cost more than the rest.
+# A piece of a long line (no newline) ends its run, so the API can cut a run into dockerd's frame per
+# message at its newlines.
 Run = tuple[str, bytes]
 
 
@@ -61,7 +63,7 @@ class TextLogReader(Protocol):
 
 def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     """Messages as runs: consecutive messages of one stream joined, each line with its newline unless
-    it is a non-last piece of a long line. With `timestamps`, a run per message, after its `logs -t`
+    it is a non-last piece of a long line, which ends its run. With `timestamps`, a run per message, after its `logs -t`
     prefix (an empty piece too): the API sends each as a frame of its own, as dockerd does, and clients
     that merge several containers by time read a message per frame."""
     if timestamps:
@@ -76,7 +78,7 @@ def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     for message in messages:
         if not message.line and not message.ends_line:  # an empty piece of a long line prints nothing
             continue
-        if message.stream != stream:
+        if message.stream != stream or (parts and not parts[-1].endswith(b"\n")):
             if parts:
                 runs.append((stream, b"".join(parts)))
                 parts = []

@@ -192,7 +192,9 @@ class LogsCommand:
             )
             sys.exit(multilogs.show_logs(client, distinct, self.query, display))
         info = distinct[0]
-        response = client.request("GET", f"/containers/{info['Id']}/logs", self.query)
+        # This CLI demultiplexes by stream and size only: a frame per run of lines rather than per message
+        # (a logship extension; dockerd ignores it) saves most of the frames to parse.
+        response = client.request("GET", f"/containers/{info['Id']}/logs", {**self.query, "runs": "1"})
         if info["Config"].get("Tty"):
             copy_raw(response, sys.stdout.buffer)
         else:

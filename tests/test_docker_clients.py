@@ -228,3 +228,25 @@ def test_docker_py_runs_follows_waits_stops_and_removes(client: object, shared_d
     assert sleeper.wait()["StatusCode"] == 137
     sleeper.remove()
     assert api.containers.run("busybox", "echo direct", remove=True) == b"direct\n"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_docker_py_streams_logs_a_message_per_item_as_from_dockerd(client: object, driver: str) -> None:
+    # Scripts do `for line in container.logs(stream=True)`: each item must be one line, as dockerd sends
+    # a frame per message; a 20,000-byte line comes as dockerd's two messages (16 KiB, then the rest).
+    from docker.types import LogConfig
+
+    container = client.containers.run(  # type: ignore[attr-defined]
+        "busybox",
+        ["sh", "-c", "seq 1 3000; head -c 20000 /dev/zero | tr '\\0' x; echo; echo after"],
+        detach=True,
+        log_config=LogConfig(type=driver, config={}),
+    )
+    try:
+        assert container.wait()["StatusCode"] == 0
+        items = list(container.logs(stream=True))
+        assert items[:3000] == [b"%d\n" % number for number in range(1, 3001)]
+        assert items[3000:] == [b"x" * 16384, b"x" * 3616 + b"\n", b"after\n"]
+        assert b"".join(items) == container.logs()
+    finally:
+        container.remove(force=True)

@@ -39,10 +39,11 @@ LOG = logging.getLogger("test")
 
 
 def merged(runs: list[Run]) -> list[Run]:
-    """Runs with neighbours of one stream joined: how a reader chunks its output is not behaviour."""
+    """Runs with neighbours of one stream joined: how a reader chunks its output is not behaviour, but
+    that a piece of a long line ends its run is (the API frames a run's messages at its newlines)."""
     out: list[Run] = []
     for stream, text in runs:
-        if out and out[-1][0] == stream:
+        if out and out[-1][0] == stream and out[-1][1].endswith(b"\n"):
             out[-1] = (stream, out[-1][1] + text)
         elif text:
             out.append((stream, text))
@@ -305,13 +306,27 @@ def test_both_file_drivers_read_as_runs_what_they_read_as_messages(tmp_path: Pat
     asyncio.run(scenario())
 
 
-def test_runs_go_out_as_one_frame_each_for_the_streams_asked_for() -> None:
-    runs = [(STDOUT, b"a\nb\n"), (STDERR, b"c\n"), (STDOUT, b"d")]
+def test_runs_go_out_as_a_frame_per_message_as_dockerd_frames_them() -> None:
+    runs = [(STDOUT, b"a\nbb\n\n"), (STDERR, b"c\n"), (STDOUT, b"d")]  # "d": a piece of a long line
     both = LogEncoder(frozenset({STDOUT, STDERR}), False, False, tty=False)
+    assert both.encode_runs(runs) == (
+        b"\x01\0\0\0\0\0\0\x02a\n"
+        + b"\x01\0\0\0\0\0\0\x03bb\n"
+        + b"\x01\0\0\0\0\0\0\x01\n"
+        + b"\x02\0\0\0\0\0\0\x02c\n"
+        + b"\x01\0\0\0\0\0\0\x01d"
+    )
+    only_err = LogEncoder(frozenset({STDERR}), False, False, tty=False)
+    assert only_err.encode_runs(runs) == b"\x02\0\0\0\0\0\0\x02c\n"
+
+
+def test_a_client_that_asks_for_it_gets_a_frame_per_run() -> None:
+    runs = [(STDOUT, b"a\nb\n"), (STDERR, b"c\n"), (STDOUT, b"d")]
+    both = LogEncoder(frozenset({STDOUT, STDERR}), False, False, tty=False, frame_per_run=True)
     assert (
         both.encode_runs(runs) == b"\x01\0\0\0\0\0\0\x04a\nb\n" + b"\x02\0\0\0\0\0\0\x02c\n" + b"\x01\0\0\0\0\0\0\x01d"
     )
-    only_err = LogEncoder(frozenset({STDERR}), False, False, tty=False)
+    only_err = LogEncoder(frozenset({STDERR}), False, False, tty=False, frame_per_run=True)
     assert only_err.encode_runs(runs) == b"\x02\0\0\0\0\0\0\x02c\n"
     tty = LogEncoder(frozenset({STDOUT, STDERR}), False, False, tty=True)
     assert tty.encode_runs(runs) == b"a\nb\nc\nd"
@@ -505,7 +520,8 @@ def test_the_c_loop_takes_what_json_allows_in_dockers_shape() -> None:
     ]
     assert _logtext.runs(b"".join(records)) == [
         (STDOUT, '"\\/\b\f\n\r\t\u00e9\u20ac\U0001f600\x00'.encode()),
-        (STDERR, "raw \u00e9\u20ac\U0001f600 and DEL \x7fzone".encode()),
+        (STDERR, "raw \u00e9\u20ac\U0001f600 and DEL \x7f".encode()),  # no newline: a piece ends its run
+        (STDERR, b"zone"),
     ]
     assert _logtext.runs(b"") == []
 

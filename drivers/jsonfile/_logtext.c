@@ -8,7 +8,8 @@
  *
  * (`log` may be absent: an empty piece of a long line). The result is the records' unescaped `log`
  * values joined into runs of one stream, as `runs_of` makes them from decoded messages: a record whose
- * `log` is empty prints nothing and does not break a run. Anything else - another key order, white
+ * `log` is empty prints nothing and does not break a run; one whose `log` has no newline (a piece of a
+ * long line) ends its run. Anything else - another key order, white
  * space, an unknown key, an invalid escape, a lone surrogate, a raw control character, invalid UTF-8,
  * a cut record - gives None, and the caller decodes the chunk with a general JSON decoder instead, so
  * this loop only ever has to be right about the common shape, never lenient.
@@ -358,8 +359,9 @@ static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *out
         if (o == record_start)
             continue; /* an empty log prints nothing (without timestamps), and does not end a run */
         /* With timestamps every record is a run of its own: the API sends each as one frame, as dockerd
-         * does, and clients that merge several containers by time read a message per frame. */
-        if (timestamps || stream != current) {
+         * does, and clients that merge several containers by time read a message per frame. A piece of a
+         * long line (no newline) ends its run, so the API can cut runs into messages at newlines. */
+        if (timestamps || stream != current || (record_start > output && record_start[-1] != '\n')) {
             if (current >= 0 && push_run(runs, current, record_start - output) < 0)
                 return -2;
             current = stream;

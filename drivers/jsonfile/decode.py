@@ -151,10 +151,10 @@ def _message(record: dict[str, Any], timestamp_ns: int) -> Message:
 
 def _merged(runs: list[Run]) -> list[Run]:
     """Neighbouring runs of one stream joined (the parts of a chunk are cut at stream changes, but the
-    fallbacks can split a run)."""
+    fallbacks can split a run); a piece of a long line still ends its run (see Run)."""
     merged: list[Run] = []
     for stream, text in runs:
-        if merged and merged[-1][0] == stream:
+        if merged and merged[-1][0] == stream and merged[-1][1].endswith(b"\n"):
             merged[-1] = (stream, merged[-1][1] + text)
         else:
             merged.append((stream, text))

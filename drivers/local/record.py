@@ -260,7 +260,7 @@ def decode_text_records(data: bytes, payloads: list[tuple[int, int]]) -> tuple[l
         for stream, text in found:
             if not text:  # an empty piece of a long line: nothing to print
                 continue
-            if runs and runs[-1][0] == stream:
+            if runs and runs[-1][0] == stream and runs[-1][1][-1].endswith(b"\n"):  # see Run
                 runs[-1][1].append(text)
             else:
                 runs.append((stream, [text]))

@@ -220,7 +220,7 @@ async def logs(request: web.Request) -> web.StreamResponse:
         timestamps=timestamps,
     )
     tty = container.record.tty
-    encoder = LogEncoder(streams, timestamps, query_bool(request, "details"), tty)
+    encoder = LogEncoder(streams, timestamps, query_bool(request, "details"), tty, query_bool(request, "runs"))
     manager = backend(request).containers
     # Output without --details (the usual `logs`, or `logs -t`) is read as runs of bytes: no Message per line.
     text = not encoder.details

@@ -5,9 +5,10 @@ Non-tty streams are multiplexed: every payload is preceded by an 8-byte header
 Tty streams are raw bytes. `logs -t` prefixes `2006-01-02T15:04:05.000000000Z ` (always nine digits)
 and `--details` then prefixes `k=v,k=v ` (attrs sorted, URL query escaped; a lone space when none).
 
-A frame carries bytes, not lines: dockerd sends one frame per message, but any client demultiplexes by
-stream and size only, so runs of one stream's lines go out as one frame (`encode_runs`): far fewer
-headers to write and to parse, for the same output.
+dockerd sends one frame per message, and clients that read a frame at a time (docker-py's
+`logs(stream=True)`) rely on it: so does `encode_runs`, framing the readers' runs of lines in C. A client
+that demultiplexes by stream and size only, as logship's own CLI, may ask for a frame per run (the
+query parameter `runs=1`, a logship extension dockerd ignores): far fewer headers to write and parse.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import struct
 from collections.abc import Iterable
 from urllib.parse import quote_plus
 
+from logship.api._multiplex import frame_messages
 from logship.drivers.base import Run
 from logship.drivers.util.timestamps import LogsPrefix
 from logship.pipeline.message import STDERR, STDOUT, Message
@@ -51,11 +53,15 @@ def details_prefix(attrs: dict[str, str] | None) -> bytes:
 class LogEncoder:
     """Turns messages into the bytes of a `logs` response, for the streams the client asked for."""
 
-    def __init__(self, streams: frozenset[str], timestamps: bool, details: bool, tty: bool) -> None:
+    def __init__(
+        self, streams: frozenset[str], timestamps: bool, details: bool, tty: bool, frame_per_run: bool = False
+    ) -> None:
         self.streams = streams
         self.timestamps = timestamps
         self.details = details
         self.tty = tty
+        # With timestamps every run is one message already (see runs_of).
+        self.frame_per_run = frame_per_run or timestamps
         self._clock = LogsPrefix()
 
     def encode(self, messages: Iterable[Message]) -> bytes:
@@ -81,14 +87,17 @@ class LogEncoder:
 
     def encode_runs(self, runs: Iterable[Run]) -> bytes:
         """Runs (read with the request's timestamps already in them; the fast path is for requests without
-        details) as one frame each, or raw bytes on a tty."""
+        details) as a frame per message (or per run, if asked), or raw bytes on a tty."""
         if self.details:
             raise ValueError("runs carry no attributes: decorate messages instead")
         parts: list[bytes] = []
         for stream, text in runs:
             if stream not in self.streams or not text:
                 continue
-            if not self.tty:
-                parts.append(_HEADER.pack(STREAM_TYPES[stream], len(text)))
-            parts.append(text)
+            if self.tty:
+                parts.append(text)
+            elif self.frame_per_run:
+                parts += (_HEADER.pack(STREAM_TYPES[stream], len(text)), text)
+            else:
+                parts.append(frame_messages(STREAM_TYPES[stream], text))
         return b"".join(parts)
