@@ -10,6 +10,7 @@ the attributes the container's labels/env/tag options select. `none` never gets 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 
@@ -21,6 +22,10 @@ from logship.pipeline.info import ContainerInfo
 
 CACHE_FILE = "container-cached.log"
 CACHE_NAME = "cache"  # how the cache shows in LogStats, beside the container's own driver
+# The cache's rotated files are read by `logs` only, and the cache rides beside the hot path of every
+# fluentd/awslogs container: zlib's fastest level compresses log text ~3.7x faster than the default for
+# files ~20% larger (dpkg logs: 215 vs 58 MB/s, ratio 0.136 vs 0.112).
+CACHE_COMPRESS_LEVEL = 1
 
 
 def enabled(driver: str, opts: Mapping[str, str]) -> bool:
@@ -33,9 +38,10 @@ def rotation(opts: Mapping[str, str]) -> Rotation:
 
     given = {key: value for key, value in opts.items() if key in ("cache-max-size", "cache-max-file", "cache-compress")}
     try:
-        return rotation_of({key.removeprefix("cache-"): value for key, value in given.items()})
+        parsed = rotation_of({key.removeprefix("cache-"): value for key, value in given.items()})
     except InvalidParameter as err:
         raise InvalidParameter(f"invalid dual-logging cache options ({', '.join(sorted(given))}): {err}") from None
+    return dataclasses.replace(parsed, compress_level=CACHE_COMPRESS_LEVEL)
 
 
 def validate(opts: Mapping[str, str]) -> None:

@@ -62,6 +62,9 @@ class Rotation:
     max_size: int = -1  # bytes; -1: never rotate
     max_files: int = 1  # the current file plus max_files-1 rotated ones
     compress: bool = False
+    # zlib level of rotated files: 6 is Go's gzip default, which Docker uses. The writer waits for one
+    # compression to end before the next rotation, so at high rates the level bounds the write rate.
+    compress_level: int = 6
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,7 @@ class LogFile:
                 fd = os.open(target_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
                 try:
                     with os.fdopen(fd, "wb") as target:
-                        gzipextra.compress(source, target, extra)
+                        gzipextra.compress(source, target, extra, self.rotation.compress_level)
                 except BaseException:
                     os.unlink(target_path)
                     raise
