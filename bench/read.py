@@ -4,7 +4,7 @@ real dockerd started for the run (bench/dockerd.py), printed side by side with r
 One container per engine writes N lines of 100 bytes to stdout (json-file, Docker's default driver, or
 `--driver local`; `run -d`, then `wait`), then each engine serves, `--runs` times (median shown):
 
-- `logs` of the whole log to /dev/null;
+- `logs` of the whole log to /dev/null, and `logs -t` of it;
 - `logs --since T` with T the time of the record 99.5% of the way through the log;
 - `logs --tail 10`;
 
@@ -128,6 +128,7 @@ def measure(engine: Engine, runs: int, lines: int) -> None:
     with open(os.devnull, "wb") as sink:
         sink_fd = sink.fileno()
         median_cli(engine, "logs (CLI)", ["logs", NAME], sink_fd, runs)
+        median_cli(engine, "logs -t (CLI)", ["logs", "-t", NAME], sink_fd, runs)
         median_cli(engine, "logs --since (CLI)", ["logs", "--since", since, NAME], sink_fd, runs)
         median_cli(engine, "logs --tail 10 (CLI)", ["logs", "--tail", "10", NAME], sink_fd, max(runs, 10))
     full = engine.figures

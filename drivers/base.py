@@ -63,27 +63,24 @@ class TextLogReader(Protocol):
 
 def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     """Messages as runs: consecutive messages of one stream joined, each line with its newline unless
-    it is a non-last piece of a long line, which ends its run. With `timestamps`, a run per message, after its `logs -t`
-    prefix (an empty piece too): the API sends each as a frame of its own, as dockerd does, and clients
-    that merge several containers by time read a message per frame."""
-    if timestamps:
-        prefix = LogsPrefix()
-        return [
-            (message.stream, prefix.format(message.timestamp_ns) + message.line + (b"\n" if message.ends_line else b""))
-            for message in messages
-        ]
+    it is a non-last piece of a long line, which ends its run. With `timestamps`, each message after its
+    `logs -t` prefix, an empty piece too (without them an empty piece prints nothing)."""
+    prefix = LogsPrefix() if timestamps else None
     runs: list[Run] = []
     stream = ""
     parts: list[bytes] = []
     for message in messages:
-        if not message.line and not message.ends_line:  # an empty piece of a long line prints nothing
+        text = message.line + b"\n" if message.ends_line else message.line
+        if prefix is not None:
+            text = prefix.format(message.timestamp_ns) + text
+        elif not text:
             continue
         if message.stream != stream or (parts and not parts[-1].endswith(b"\n")):
             if parts:
                 runs.append((stream, b"".join(parts)))
                 parts = []
             stream = message.stream
-        parts.append(message.line + b"\n" if message.ends_line else message.line)
+        parts.append(text)
     if parts:
         runs.append((stream, b"".join(parts)))
     return runs

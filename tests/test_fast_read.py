@@ -320,8 +320,16 @@ def test_runs_go_out_as_a_frame_per_message_as_dockerd_frames_them() -> None:
     assert only_err.encode_runs(runs) == b"\x02\0\0\0\0\0\0\x02c\n"
 
 
-def test_a_client_that_asks_for_it_gets_a_frame_per_run() -> None:
-    runs = [(STDOUT, b"a\nb\n"), (STDERR, b"c\n"), (STDOUT, b"d")]
+def test_with_timestamps_every_run_is_one_message_and_one_frame() -> None:
+    runs = [(STDOUT, b"T a\n"), (STDOUT, b"T b\n"), (STDERR, b"T c")]
+    encoder = LogEncoder(frozenset({STDOUT, STDERR}), True, False, tty=False)
+    assert encoder.encode_runs(runs) == (
+        b"\x01\0\0\0\0\0\0\x04T a\n" + b"\x01\0\0\0\0\0\0\x04T b\n" + b"\x02\0\0\0\0\0\0\x03T c"
+    )
+
+
+def test_a_client_that_asks_for_it_gets_a_frame_per_run_of_one_stream() -> None:
+    runs = [(STDOUT, b"a\n"), (STDOUT, b"b\n"), (STDERR, b"c\n"), (STDOUT, b"d")]
     both = LogEncoder(frozenset({STDOUT, STDERR}), False, False, tty=False, frame_per_run=True)
     assert (
         both.encode_runs(runs) == b"\x01\0\0\0\0\0\0\x04a\nb\n" + b"\x02\0\0\0\0\0\0\x02c\n" + b"\x01\0\0\0\0\0\0\x01d"
@@ -472,8 +480,7 @@ def test_the_c_loop_never_prints_what_the_record_decoder_would_not(
     damaged = bytes(data[: len(data) - cut % 40])
     runs = _logtext.runs(damaged, timestamps)
     messages, bad = JSON_LINES.decode(damaged)
-    # Without timestamps how a reader chunks runs is not behaviour; with them, a run per message is.
-    expected = runs_of(messages, timestamps) if timestamps else merged(runs_of(messages))
+    expected = merged(runs_of(messages, timestamps))  # how a reader chunks runs is not behaviour
     if runs is not None:
         assert (runs, bad) == (expected, 0)
     assert JSON_LINES.decode_text(damaged, timestamps) == (expected, bad)
@@ -544,17 +551,15 @@ def test_with_timestamps_the_c_loop_leaves_times_to_normalize_to_the_record_deco
     assert JSON_LINES.decode_text(record, timestamps=True) == (runs_of(messages, timestamps=True), bad)
 
 
-def test_with_timestamps_every_record_is_a_run_of_its_own_that_prints_its_time_an_empty_piece_included() -> None:
-    # A run per record: the API sends each as one frame, as dockerd does; `logs` of several containers
-    # reads a message per frame to merge them by time.
+def test_with_timestamps_every_record_prints_its_time_an_empty_piece_included() -> None:
+    # The empty piece has no newline, so it ends its run: the API cuts runs into messages at newlines.
     records = [
         b'{"log":"a\\n","stream":"stdout","time":"2025-11-29T06:33:20.5Z"}\n',
         b'{"stream":"stdout","time":"2025-11-29T06:33:21Z"}\n',  # an empty piece of a long line
         b'{"log":"b","stream":"stderr","time":"2025-11-29T06:33:22.123456789Z"}\n',
     ]
     expected = [
-        (STDOUT, b"2025-11-29T06:33:20.500000000Z a\n"),
-        (STDOUT, b"2025-11-29T06:33:21.000000000Z "),
+        (STDOUT, b"2025-11-29T06:33:20.500000000Z a\n2025-11-29T06:33:21.000000000Z "),
         (STDERR, b"2025-11-29T06:33:22.123456789Z b"),
     ]
     data = b"".join(records)

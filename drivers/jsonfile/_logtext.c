@@ -14,9 +14,10 @@
  * a cut record - gives None, and the caller decodes the chunk with a general JSON decoder instead, so
  * this loop only ever has to be right about the common shape, never lenient.
  *
- * With timestamps (`logs -t`), every record is a run of its own that prints `2006-01-02T15:04:05.000000000Z `
- * and then its log, an empty one included, as the API prints each message; a time not in Docker's own form (UTC "Z", a real
- * calendar day, no leap second) also gives None, as the general path normalizes those.
+ * With timestamps (`logs -t`), every record prints `2006-01-02T15:04:05.000000000Z ` and then its log, an
+ * empty one included (which then ends its run, having no newline), as the API prints each message; a time
+ * not in Docker's own form (UTC "Z", a real calendar day, no leap second) also gives None, as the general
+ * path normalizes those.
  *
  * Why C: in Python every record costs at least one object and a few calls (about 0.3 us with msgspec,
  * the fastest decoder found); this loop is a byte scan with no object per record, and it runs without
@@ -358,10 +359,9 @@ static int scan(const unsigned char *data, Py_ssize_t length, unsigned char *out
             return -1;
         if (o == record_start)
             continue; /* an empty log prints nothing (without timestamps), and does not end a run */
-        /* With timestamps every record is a run of its own: the API sends each as one frame, as dockerd
-         * does, and clients that merge several containers by time read a message per frame. A piece of a
-         * long line (no newline) ends its run, so the API can cut runs into messages at newlines. */
-        if (timestamps || stream != current || (record_start > output && record_start[-1] != '\n')) {
+        /* A piece of a long line (no newline) ends its run, so the API can cut runs into dockerd's
+         * frame per message at newlines. */
+        if (stream != current || (record_start > output && record_start[-1] != '\n')) {
             if (current >= 0 && push_run(runs, current, record_start - output) < 0)
                 return -2;
             current = stream;

@@ -81,8 +81,7 @@ class JSONLines:
             if 0 < middle < len(data):
                 head, head_bad = self.decode_text(data[:middle], timestamps)
                 tail, tail_bad = self.decode_text(data[middle:], timestamps)
-                runs = head + tail  # with timestamps, a run per record (see runs_of)
-                return (runs if timestamps else _merged(runs)), head_bad + tail_bad
+                return _merged(head + tail), head_bad + tail_bad
         messages, bad = self.decode(data)
         return runs_of(messages, timestamps), bad
 

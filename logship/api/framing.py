@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from itertools import groupby
+from operator import itemgetter
 from urllib.parse import quote_plus
 
 from logship.api._multiplex import frame_messages
@@ -60,8 +62,7 @@ class LogEncoder:
         self.timestamps = timestamps
         self.details = details
         self.tty = tty
-        # With timestamps every run is one message already (see runs_of).
-        self.frame_per_run = frame_per_run or timestamps
+        self.frame_per_run = frame_per_run
         self._clock = LogsPrefix()
 
     def encode(self, messages: Iterable[Message]) -> bytes:
@@ -87,17 +88,16 @@ class LogEncoder:
 
     def encode_runs(self, runs: Iterable[Run]) -> bytes:
         """Runs (read with the request's timestamps already in them; the fast path is for requests without
-        details) as a frame per message (or per run, if asked), or raw bytes on a tty."""
+        details) as a frame per message, or raw bytes on a tty. A client that asked for a frame per run
+        gets neighbouring runs of one stream in one frame (a reader's chunks can end anywhere)."""
         if self.details:
             raise ValueError("runs carry no attributes: decorate messages instead")
-        parts: list[bytes] = []
-        for stream, text in runs:
-            if stream not in self.streams or not text:
-                continue
-            if self.tty:
-                parts.append(text)
-            elif self.frame_per_run:
-                parts += (_HEADER.pack(STREAM_TYPES[stream], len(text)), text)
-            else:
-                parts.append(frame_messages(STREAM_TYPES[stream], text))
-        return b"".join(parts)
+        wanted = [(stream, text) for stream, text in runs if stream in self.streams and text]
+        if self.tty:
+            return b"".join(text for _, text in wanted)
+        if self.frame_per_run:
+            return b"".join(
+                frame(STREAM_TYPES[stream], b"".join(text for _, text in group))
+                for stream, group in groupby(wanted, key=itemgetter(0))
+            )
+        return b"".join(frame_messages(STREAM_TYPES[stream], text) for stream, text in wanted)
