@@ -132,9 +132,9 @@ def test_mixed_line_lengths_encode_like_uniform_ones() -> None:
     assert [r[b"log"] for _, r in decode(encoder.entries(Batch("stdout", 0, lines)))] == lines
 
 
-def test_a_batch_is_one_packed_forward_message_with_size_and_chunk() -> None:
+def test_batches_go_out_as_one_packed_forward_message_with_size_and_chunk() -> None:
     encoder = RecordEncoder(INFO, {}, sub_second=False)
-    entries = encoder.entries(Batch("stdout", 0, [b"1", b"2", b"3"]))
-    tag, packed, option = msgpack.unpackb(forward_message(msgpack.packb("web"), entries, 3, "Y2h1bms="), raw=False)
-    assert tag == "web" and isinstance(packed, bytes) and option == {"size": 3, "chunk": "Y2h1bms="}
-    assert len(decode(packed)) == 3
+    entries = [encoder.entries(Batch("stdout", 0, [b"1", b"2", b"3"])), encoder.entries(Batch("stderr", 0, [b"4"]))]
+    tag, packed, option = msgpack.unpackb(forward_message(msgpack.packb("web"), entries, 4, "Y2h1bms="), raw=False)
+    assert tag == "web" and isinstance(packed, bytes) and option == {"size": 4, "chunk": "Y2h1bms="}
+    assert [record[b"log"] for _, record in decode(packed)] == [b"1", b"2", b"3", b"4"]

@@ -133,8 +133,8 @@ class FluentdDriver:
             self._connected_at = time.monotonic()
         return self._connection
 
-    def _next_message(self) -> tuple[int, int, bytes]:
-        """Merge queued batches into one message (at least one, up to MAX_MESSAGE_BYTES)."""
+    def _next_message(self) -> tuple[int, int, list[bytes]]:
+        """Queued batches for one message (at least one, up to MAX_MESSAGE_BYTES)."""
         taken, records, size = 0, 0, 0
         for pending in self._queue:
             if taken and size + len(pending.entries) > MAX_MESSAGE_BYTES:
@@ -142,9 +142,7 @@ class FluentdDriver:
             taken += 1
             records += pending.records
             size += len(pending.entries)
-        if taken == 1:
-            return 1, records, self._queue[0].entries
-        return taken, records, b"".join(self._queue[i].entries for i in range(taken))
+        return taken, records, [self._queue[i].entries for i in range(taken)]
 
     async def _await_ack(self, connection: Connection, chunk: str) -> None:
         reply = await connection.read_ack(self.config.read_timeout_s or DEFAULT_ACK_TIMEOUT_S)

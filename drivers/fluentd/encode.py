@@ -14,7 +14,7 @@ encoded once per batch, and the batch becomes one PackedForward message
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgpack
 from fluent.sender import EventTime
@@ -113,12 +113,14 @@ def _partial_pairs(meta: PartialMeta) -> bytes:
     )
 
 
-def forward_message(tag: bytes, entries: bytes, count: int, chunk: str | None) -> bytes:
-    """One PackedForward message. `tag` is the msgpack-encoded tag; `chunk` asks for an ack."""
+def forward_message(tag: bytes, entries: Sequence[bytes], count: int, chunk: str | None) -> bytes:
+    """One PackedForward message of the entry streams `entries` (batches' `entries`, back to back), made
+    with one copy of them. `tag` is the msgpack-encoded tag; `chunk` asks for an ack."""
     option: dict[str, int | str] = {"size": count}
     if chunk is not None:
         option["chunk"] = chunk
-    return b"\x93" + tag + _bin_header(len(entries)) + entries + _pack(option)
+    size = sum(map(len, entries))
+    return b"".join((b"\x93", tag, _bin_header(size), *entries, _pack(option)))
 
 
 def _bin_header(length: int) -> bytes:
