@@ -252,6 +252,21 @@ def test_a_container_ships_every_line_to_its_stream(aws_daemon: Daemon, localsta
     assert sorted(e["message"] for e in events) == ["first", "second", "third"]
 
 
+def test_sixty_thousand_numbered_lines_land_exactly_once_and_in_order(
+    aws_daemon: Daemon, localstack: LocalStack
+) -> None:
+    """Many batches' worth, written as fast as the pipe takes them (reads of up to 1 MiB share a timestamp,
+    so batches cut milliseconds): CloudWatch must hold every line once, in the order written."""
+    group = unique("ordered")
+    awk = 'BEGIN { for (i = 0; i < 60000; i++) printf "line %06d %s\\n", i, "' + "." * 70 + '" }'
+    container_id = run_with_awslogs(aws_daemon, localstack.endpoint, group, f"awk '{awk}'")
+    aws_daemon.ok("wait", container_id, timeout=120)
+    events = read_back(localstack, group, container_id, 60_000, timeout=60)
+    assert len(events) == 60_000
+    assert [e["message"][:11] for e in events] == [f"line {i:06d}" for i in range(60_000)]
+    assert aws_daemon.inspect(container_id)["LogStats"]["Drivers"][0]["LinesFailed"] == 0
+
+
 def test_an_emulator_outage_mid_stream_loses_nothing_in_blocking_mode(
     aws_daemon: Daemon, localstack: LocalStack
 ) -> None:
