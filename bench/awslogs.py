@@ -10,7 +10,8 @@ kind of emulator at 5.6 dockerd CPU-s per million. Target: >= 80% of the ceiling
 
 With --dockerd, the same containers (warm-up, then the N lines) then run on a real dockerd started for the
 run (bench/dockerd.py; installs Debian's docker.io when absent) with `--log-driver awslogs` into the same
-LocalStack, and both are printed side by side: events/s landed, from `run -d` until the last event's
+LocalStack (restarted empty before each engine, as before logship's run: it slows down as it fills), and
+both are printed side by side: events/s landed, from `run -d` until the last event's
 ingestionTime in LocalStack (the same clock for both, whether or not an engine's `wait` waits for its
 driver's last batch), and CPU per million events of dockerd + containerd + the containers'
 containerd-shims, next to logship's daemon.
@@ -98,6 +99,13 @@ def wait_landed(emulator: LocalStack, group: str, stream: str, count: int, timeo
         time.sleep(1)  # each look reads the whole stream back: not too often, LocalStack is still ingesting
 
 
+def fresh(emulator: LocalStack) -> None:
+    """Restart LocalStack empty: it slows down as it holds more events (its heap grows), so each engine
+    starts on an emulator in the same state, whatever ran before."""
+    emulator.stop()
+    emulator.start()
+
+
 def driver_args(group: str, emulator: LocalStack) -> list[str]:
     """The awslogs options of the benchmark's containers, the same on both engines."""
     return [
@@ -139,6 +147,7 @@ def main() -> None:
         emulator.start()
         try:
             ceiling_rate, ceiling_cpu = ceiling(emulator, args.lines)
+            fresh(emulator)
             daemon = Daemon(Path(tmp) / "logship", extra_env=dict(CREDENTIALS))
             daemon.start()
             try:
@@ -170,6 +179,7 @@ def main() -> None:
                 daemon.stop()
             # One engine at a time: they would share the two cores.
             if args.dockerd:
+                fresh(emulator)
                 dockerd = with_dockerd(Path(tmp), emulator, args.lines)
         finally:
             emulator.stop()
