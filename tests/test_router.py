@@ -4,8 +4,9 @@ fit and counts every dropped line, a failing or slow driver never holds back ano
 from __future__ import annotations
 
 import asyncio
+import random
 
-from logship.pipeline.message import Batch
+from logship.pipeline.message import STDOUT, Batch
 from logship.pipeline.router import Router
 from logship.pipeline.stats import LogStats
 
@@ -154,3 +155,35 @@ def test_close_gives_up_on_a_hung_driver_within_the_bound_and_counts_what_was_lo
     stats = asyncio.run(scenario())
     assert stats.drivers[0].lines_failed == 3
     assert "flush bound" in stats.drivers[0].last_error
+
+
+def test_non_blocking_mode_keeps_the_whole_lines_of_a_read_that_fit_and_drops_the_rest() -> None:
+    # A read's batch is one text (no object per line): the lines that fit are found without splitting
+    # it, and they are exactly the ones a line-by-line count keeps.
+    rng = random.Random(9)
+    for _ in range(300):
+        lines = [b"x" * rng.choice([0, 1, 5, 99, 100, 101]) for _ in range(rng.randint(1, 40))]
+        text_batch = Batch.of_text(STDOUT, 1, b"\n".join(lines), len(lines))
+        list_batch = Batch(STDOUT, 1, list(lines))
+        room = rng.randint(0, text_batch.nbytes)
+        kept = [_kept_lines(text_batch, room), _kept_lines(list_batch, room)]
+        assert kept[0] == kept[1], (lines, room)
+        assert sum(map(len, kept[0])) <= room < sum(map(len, lines[: len(kept[0]) + 1])) or kept[0] == lines
+
+
+def _kept_lines(offered: Batch, room: int) -> list[bytes]:
+    async def scenario() -> tuple[RecordingDriver, LogStats]:
+        driver = RecordingDriver()
+        driver.gate.clear()
+        stats = LogStats()
+        router = Router("c" * 64, [driver], stats, "non-blocking", room + 1)
+        await router.deliver(batch(b"z"))  # one byte queued: the offered batch gets `room` bytes
+        await router.deliver(offered)
+        driver.gate.set()
+        await router.close()
+        return driver, stats
+
+    driver, stats = asyncio.run(scenario())
+    kept = driver.lines[1:]
+    assert stats.lines_dropped == len(offered) - len(kept)
+    return kept
