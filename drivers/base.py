@@ -15,7 +15,7 @@ a `LogReader` can serve `logs`, a `SizedLogger` asks the copier for a larger lin
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -61,29 +61,36 @@ class TextLogReader(Protocol):
     def read_text(self, config: ReadConfig) -> AsyncIterator[list[Run]]: ...
 
 
-def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
-    """Messages as runs: consecutive messages of one stream joined, each line with its newline unless
-    it is a non-last piece of a long line, which ends its run. With `timestamps`, each message after its
-    `logs -t` prefix, an empty piece too (without them an empty piece prints nothing)."""
-    prefix = LogsPrefix() if timestamps else None
+def joined_runs(pieces: Iterable[Run]) -> list[Run]:
+    """Neighbouring pieces of one stream joined into runs, empty pieces skipped; a piece without a final
+    newline (of a long line) ends its run (see Run). The one place that rule lives in Python."""
     runs: list[Run] = []
     stream = ""
-    parts: list[bytes] = []
-    for message in messages:
-        text = message.line + b"\n" if message.ends_line else message.line
-        if prefix is not None:
-            text = prefix.format(message.timestamp_ns) + text
-        elif not text:
+    parts: list[bytes] = []  # joined once a run ends: pieces can be many and small
+    for piece_stream, text in pieces:
+        if not text:
             continue
-        if message.stream != stream or (parts and not parts[-1].endswith(b"\n")):
+        if piece_stream != stream or (parts and not parts[-1].endswith(b"\n")):
             if parts:
                 runs.append((stream, b"".join(parts)))
                 parts = []
-            stream = message.stream
+            stream = piece_stream
         parts.append(text)
     if parts:
         runs.append((stream, b"".join(parts)))
     return runs
+
+
+def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
+    """Messages as runs (`joined_runs`): each line with its newline unless it is a non-last piece of a
+    long line. With `timestamps`, each message after its `logs -t` prefix, an empty piece too (without
+    them an empty piece prints nothing)."""
+    prefix = LogsPrefix() if timestamps else None
+    pieces: list[Run] = []
+    for message in messages:
+        text = message.line + b"\n" if message.ends_line else message.line
+        pieces.append((message.stream, text if prefix is None else prefix.format(message.timestamp_ns) + text))
+    return joined_runs(pieces)
 
 
 async def as_runs(messages: AsyncIterator[list[Message]], timestamps: bool = False) -> AsyncIterator[list[Run]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from logship.drivers.base import Run, runs_of
+from logship.drivers.base import Run, joined_runs, runs_of
 from logship.drivers.jsonfile import _logtext
 from logship.drivers.util.logreader import ReadAt
 from logship.drivers.util.timestamps import parse_rfc3339nano
@@ -81,7 +81,8 @@ class JSONLines:
             if 0 < middle < len(data):
                 head, head_bad = self.decode_text(data[:middle], timestamps)
                 tail, tail_bad = self.decode_text(data[middle:], timestamps)
-                return _merged(head + tail), head_bad + tail_bad
+                # The fallbacks can split a run where the C loop would not have: joined again.
+                return joined_runs(head + tail), head_bad + tail_bad
         messages, bad = self.decode(data)
         return runs_of(messages, timestamps), bad
 
@@ -146,18 +147,6 @@ def _message(record: dict[str, Any], timestamp_ns: int) -> Message:
     if attrs is not None and not isinstance(attrs, dict):
         raise TypeError("attrs is not an object")
     return Message(line, record.get("stream", ""), timestamp_ns, partial, attrs or None)
-
-
-def _merged(runs: list[Run]) -> list[Run]:
-    """Neighbouring runs of one stream joined (the parts of a chunk are cut at stream changes, but the
-    fallbacks can split a run); a piece of a long line still ends its run (see Run)."""
-    merged: list[Run] = []
-    for stream, text in runs:
-        if merged and merged[-1][0] == stream and merged[-1][1].endswith(b"\n"):
-            merged[-1] = (stream, merged[-1][1] + text)
-        else:
-            merged.append((stream, text))
-    return merged
 
 
 def _find_newline(read_at: ReadAt, position: int, end: int) -> int:

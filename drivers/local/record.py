@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 
-from logship.drivers.base import Run, runs_of
+from logship.drivers.base import Run, joined_runs, runs_of
 from logship.drivers.local import framing
 from logship.pipeline.message import Batch, Message, PartialMeta
 
@@ -242,7 +242,7 @@ def _decode(data: bytes, start: int, end: int, known_attrs: dict[bytes, dict[str
 def decode_text_records(data: bytes, payloads: list[tuple[int, int]]) -> tuple[list[Run], int]:
     """What `logs` prints for the records at `payloads` (`runs_of` their messages, without making them),
     and how many records could not be decoded (skipped)."""
-    runs: list[tuple[str, list[bytes]]] = []  # texts of a run joined at the end: records can be small
+    pieces: list[Run] = []
     bad = 0
     known_attrs: dict[bytes, dict[str, str]] = {}
     for start, end in payloads:
@@ -252,19 +252,10 @@ def decode_text_records(data: bytes, payloads: list[tuple[int, int]]) -> tuple[l
             bad += 1
             continue
         if record.partials:  # pieces of long lines: only some lines end with a newline
-            found = runs_of(_decode(data, start, end, known_attrs))
+            pieces += runs_of(_decode(data, start, end, known_attrs))
         elif record.lengths:
-            found = [(record.stream, b"\n".join(record.lines()) + b"\n")]
-        else:
-            found = []
-        for stream, text in found:
-            if not text:  # an empty piece of a long line: nothing to print
-                continue
-            if runs and runs[-1][0] == stream and runs[-1][1][-1].endswith(b"\n"):  # see Run
-                runs[-1][1].append(text)
-            else:
-                runs.append((stream, [text]))
-    return [(stream, b"".join(texts)) for stream, texts in runs], bad
+            pieces.append((record.stream, b"\n".join(record.lines()) + b"\n"))
+    return joined_runs(pieces), bad
 
 
 def timestamp_of(data: bytes, start: int, end: int) -> int | None:
