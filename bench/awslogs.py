@@ -99,13 +99,6 @@ def wait_landed(emulator: LocalStack, group: str, stream: str, count: int, timeo
         time.sleep(1)  # each look reads the whole stream back: not too often, LocalStack is still ingesting
 
 
-def fresh(emulator: LocalStack) -> None:
-    """Restart LocalStack empty: it slows down as it holds more events (its heap grows), so each engine
-    starts on an emulator in the same state, whatever ran before."""
-    emulator.stop()
-    emulator.start()
-
-
 def driver_args(group: str, emulator: LocalStack) -> list[str]:
     """The awslogs options of the benchmark's containers, the same on both engines."""
     return [
@@ -147,7 +140,7 @@ def main() -> None:
         emulator.start()
         try:
             ceiling_rate, ceiling_cpu = ceiling(emulator, args.lines)
-            fresh(emulator)
+            emulator.restart()
             daemon = Daemon(Path(tmp) / "logship", extra_env=dict(CREDENTIALS))
             daemon.start()
             try:
@@ -179,7 +172,7 @@ def main() -> None:
                 daemon.stop()
             # One engine at a time: they would share the two cores.
             if args.dockerd:
-                fresh(emulator)
+                emulator.restart()
                 dockerd = with_dockerd(Path(tmp), emulator, args.lines)
         finally:
             emulator.stop()

@@ -105,8 +105,7 @@ class Backends:
 
 async def pipeline(backends: Backends, names: tuple[str, ...], lines: int, mode: str = "blocking") -> Result:
     if "awslogs" in names:  # LocalStack slows down as it fills: each run starts on an empty one
-        await asyncio.to_thread(backends.localstack.stop)
-        await asyncio.to_thread(backends.localstack.start)
+        await asyncio.to_thread(backends.localstack.restart)
     drivers = await backends.open(names)
     stats = LogStats()
     router = Router("f" * 64, drivers, stats, mode, 1 << 20)
