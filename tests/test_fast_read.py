@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from logship.api.framing import LogEncoder
 from logship.cli.logs import copy_multiplexed
 from logship.drivers import jsonfile, local
-from logship.drivers.base import LogReader, Run, TextLogReader, runs_of
+from logship.drivers.base import LogReader, Run, TextLogReader, joined_runs, runs_of
 from logship.drivers.jsonfile import _logtext
 from logship.drivers.jsonfile.decode import JSON_LINES
 from logship.drivers.jsonfile.driver import next_record
@@ -36,18 +36,6 @@ SAMPLES = Path(__file__).parent / "fixtures" / "docker-samples"
 SECOND = 1_000_000_000
 T0 = 1_764_398_000 * SECOND
 LOG = logging.getLogger("test")
-
-
-def merged(runs: list[Run]) -> list[Run]:
-    """Runs with neighbours of one stream joined: how a reader chunks its output is not behaviour, but
-    that a piece of a long line ends its run is (the API frames a run's messages at its newlines)."""
-    out: list[Run] = []
-    for stream, text in runs:
-        if out and out[-1][0] == stream and out[-1][1].endswith(b"\n"):
-            out[-1] = (stream, out[-1][1] + text)
-        elif text:
-            out.append((stream, text))
-    return out
 
 
 def line_text(message: Message) -> bytes:
@@ -90,7 +78,7 @@ def test_json_text_of_awkward_lines_is_what_the_messages_print(attrs: dict[str, 
     data = json_blob(awkward_batches(), attrs)
     messages, bad = JSON_LINES.decode(data)
     assert bad == 0
-    assert JSON_LINES.decode_text(data) == (merged(runs_of(messages)), 0)
+    assert JSON_LINES.decode_text(data) == (runs_of(messages), 0)
 
 
 def test_json_text_of_a_large_chunk_with_a_few_odd_records_is_what_the_messages_print() -> None:
@@ -106,7 +94,7 @@ def test_json_text_of_a_large_chunk_with_a_few_odd_records_is_what_the_messages_
     blob = json_blob(plain[:10]) + b"".join(odd) + json_blob(plain[10:])
     messages, bad = JSON_LINES.decode(blob)
     assert bad == 2  # not JSON, and no time
-    assert JSON_LINES.decode_text(blob) == (merged(runs_of(messages)), bad)
+    assert JSON_LINES.decode_text(blob) == (runs_of(messages), bad)
 
 
 def test_json_text_of_interleaved_streams_keeps_their_order() -> None:
@@ -144,7 +132,7 @@ def test_local_text_is_what_the_messages_print_with_pieces_escapes_and_damage() 
     )
     messages, bad = LOCAL_RECORDS.decode(blob)
     assert bad == 1
-    assert LOCAL_RECORDS.decode_text(blob) == (merged(runs_of(messages)), 1)
+    assert LOCAL_RECORDS.decode_text(blob) == (runs_of(messages), 1)
 
 
 # ---- binary search ---------------------------------------------------------------------------------
@@ -196,7 +184,7 @@ def read_both(file: LogFile, codec: object, config: ReadConfig) -> tuple[list[Ru
     async def scenario() -> tuple[list[Run], list[Run]]:
         slow = [run async for batch in read_log(file, codec, config, LOG) for run in runs_of(batch)]  # type: ignore[arg-type]
         fast = [run async for runs in read_log_text(file, codec, config, LOG) for run in runs]  # type: ignore[arg-type]
-        return merged(slow), merged(fast)
+        return joined_runs(slow), joined_runs(fast)
 
     return asyncio.run(scenario())
 
@@ -296,9 +284,9 @@ def test_both_file_drivers_read_as_runs_what_they_read_as_messages(tmp_path: Pat
         slow = [run async for batch in driver.read_logs(ReadConfig()) for run in runs_of(batch)]
         fast = [run async for runs in driver.read_text(ReadConfig()) for run in runs]
         await driver.close()
-        assert merged(fast) == merged(slow)
+        assert joined_runs(fast) == joined_runs(slow)
         html = AWKWARD_LINES[2]
-        assert merged(fast)[:2] == [
+        assert joined_runs(fast)[:2] == [
             (STDOUT, b"plain\nafter plain\n\nafter \n"),
             (STDERR, b"%s\nafter %s\n" % (html, html)),
         ]
@@ -320,8 +308,8 @@ def test_runs_go_out_as_a_frame_per_message_as_dockerd_frames_them() -> None:
     assert only_err.encode_runs(runs) == b"\x02\0\0\0\0\0\0\x02c\n"
 
 
-def test_with_timestamps_every_run_is_one_message_and_one_frame() -> None:
-    runs = [(STDOUT, b"T a\n"), (STDOUT, b"T b\n"), (STDERR, b"T c")]
+def test_with_timestamps_a_run_still_goes_out_a_frame_per_message() -> None:
+    runs = [(STDOUT, b"T a\nT b\n"), (STDERR, b"T c")]
     encoder = LogEncoder(frozenset({STDOUT, STDERR}), True, False, tty=False)
     assert encoder.encode_runs(runs) == (
         b"\x01\0\0\0\0\0\0\x04T a\n" + b"\x01\0\0\0\0\0\0\x04T b\n" + b"\x02\0\0\0\0\0\0\x03T c"
@@ -394,7 +382,7 @@ def test_following_as_runs_gives_the_tail_then_what_is_written_until_the_driver_
         return [run async for batch in runs for run in batch]
 
     old = {-1: b"old 0\nold 1\nold 2\n", 0: b"", 2: b"old 1\nold 2\n"}[tail]
-    assert merged(asyncio.run(scenario())) == merged([(STDOUT, old), (STDERR, b"new\n")])
+    assert joined_runs(asyncio.run(scenario())) == joined_runs([(STDOUT, old), (STDERR, b"new\n")])
 
 
 # ---- generated input: any batches, any odd records --------------------------------------------------
@@ -430,7 +418,7 @@ def test_json_text_of_generated_records_is_what_the_messages_print(
         records.insert(min(position, len(records)), record)
     data = b"".join(records)
     messages, bad = JSON_LINES.decode(data)
-    assert JSON_LINES.decode_text(data) == (merged(runs_of(messages)), bad)
+    assert JSON_LINES.decode_text(data) == (runs_of(messages), bad)
     assert JSON_LINES.decode_text(data, timestamps=True) == (runs_of(messages, timestamps=True), bad)
 
 
@@ -439,7 +427,7 @@ def test_json_text_of_generated_records_is_what_the_messages_print(
 def test_local_text_of_generated_records_is_what_the_messages_print(drawn: list[tuple[str, list[bytes], bool]]) -> None:
     data = b"".join(RecordEncoder({}).encode(batch) for batch in as_batches(drawn))
     messages, bad = LOCAL_RECORDS.decode(data)
-    assert LOCAL_RECORDS.decode_text(data) == (merged(runs_of(messages)), bad)
+    assert LOCAL_RECORDS.decode_text(data) == (runs_of(messages), bad)
     assert LOCAL_RECORDS.decode_text(data, timestamps=True) == (runs_of(messages, timestamps=True), bad)
 
 
@@ -455,7 +443,7 @@ def test_every_record_logship_writes_is_taken_by_the_c_loop(
     data = b"".join(BatchEncoder(attrs).encode(batch) for batch in as_batches(drawn))
     messages, bad = JSON_LINES.decode(data)
     assert bad == 0
-    assert _logtext.runs(memoryview(data)) == merged(runs_of(messages))
+    assert _logtext.runs(memoryview(data)) == runs_of(messages)
     assert _logtext.runs(data, True) == runs_of(messages, timestamps=True)
 
 
@@ -480,7 +468,7 @@ def test_the_c_loop_never_prints_what_the_record_decoder_would_not(
     damaged = bytes(data[: len(data) - cut % 40])
     runs = _logtext.runs(damaged, timestamps)
     messages, bad = JSON_LINES.decode(damaged)
-    expected = merged(runs_of(messages, timestamps))  # how a reader chunks runs is not behaviour
+    expected = runs_of(messages, timestamps)
     if runs is not None:
         assert (runs, bad) == (expected, 0)
     assert JSON_LINES.decode_text(damaged, timestamps) == (expected, bad)

@@ -59,7 +59,7 @@ static PyObject *multiplex_frame_messages(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "by*:frame_messages", &stream_type, &view))
         return NULL;
     if ((unsigned long long)view.len > 0xFFFFFFFFull) {
-        /* A message is at most a line of the copier's buffer: a frame's size field always holds it. */
+        /* No message is longer than `data`: below 4 GiB, every frame's size field holds its message's. */
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "frame_messages: data larger than 4 GiB");
         return NULL;
