@@ -9,13 +9,19 @@ A driver is registered under its Docker name (see `registry`). Its module (or fa
   (Docker's `New`); raises `InvalidParameter` for a bad value.
 
 The driver itself is a `LogDriver`. Optional abilities are separate small protocols, as in Docker:
-a `LogReader` can serve `logs`, a `SizedLogger` asks the copier for a larger line limit.
+a `LogReader` can serve `logs`, a `SizedLogger` asks the copier for a larger line limit, a
+`ConfirmsDelivery` driver says when lines have really left.
+
+A driver that ships off the host declares `disk_buffer = True` on its factory (fluentd, awslogs, syslog,
+gelf; third-party drivers choose): it then reads the container's spool with a cursor of its own (see
+`logship.pipeline.diskbuffer`), so a slow or dead backend holds neither the container nor its other
+drivers until that driver's disk budget (`buffer-max-size`) is used up.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -128,6 +134,17 @@ class ReportsDelivery(Protocol):
     def delivery_counters(self) -> DeliveryCounters: ...
 
 
+@runtime_checkable
+class ConfirmsDelivery(Protocol):
+    """A driver that knows when lines have really left (fluentd's ack, CloudWatch's answer, the socket's
+    send) calls the listener with how many lines, counted in the order `log()` received them, were newly
+    delivered or given up on. A disk-buffered driver's progress is saved only then, so a daemon killed at
+    any moment sends again at most what was not confirmed. Drivers without this count a batch as delivered
+    once `log()` returns."""
+
+    def set_delivery_listener(self, listener: Callable[[int], None]) -> None: ...
+
+
 class Undelivered(Exception):
     """Raised by `close()` of a driver that buffers: lines still buffered that it could not deliver in
     time (not those already counted in its DeliveryCounters). The router counts them as failed."""
@@ -143,7 +160,7 @@ class DriverFactory(Protocol):
 
     A factory whose drivers can read back may also say `can_read = True`: `logs` of a stopped container
     then opens the driver again to read (json-file, journald, local); otherwise it reads the container's
-    dual-logging cache.
+    dual-logging cache. One that ships off the host says `disk_buffer = True` (see the module docstring).
     """
 
     name: str

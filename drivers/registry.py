@@ -87,6 +87,11 @@ def sources() -> list[DriverSource]:
     return sorted(listing, key=lambda source: source.name)
 
 
+def uses_disk_buffer(name: str) -> bool:
+    """Whether the driver ships off the host and so reads the spool at its own pace (`disk_buffer`)."""
+    return bool(getattr(get(name), "disk_buffer", False))
+
+
 def get(name: str) -> DriverFactory:
     """The factory for a driver name, or Docker's error for an unknown one."""
     if name in _loaded:
