@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from logship.runtime import spawn
+from logship.runtime import spawn, statedir
 from tests.rootfs import (
     Containers,
     build_busybox_rootfs,
@@ -209,7 +209,7 @@ def test_the_container_does_not_get_sigpipe_when_the_daemon_closes_its_read_end(
             writer_exit = await read_line(process.stderr_fd)
             # The supervisor still holds the FIFO, so what was written (before the line just read) is
             # still there for a new reader.
-            reopened = os.open(process.state_dir / spawn.STDOUT_FIFO, os.O_RDONLY | os.O_NONBLOCK)
+            reopened = os.open(process.state_dir / statedir.STDOUT_FIFO, os.O_RDONLY | os.O_NONBLOCK)
             try:
                 buffered = os.read(reopened, 4096)
             except BlockingIOError:
@@ -299,7 +299,7 @@ def test_a_container_whose_output_cannot_be_recovered_is_still_under_control(roo
             spec = containers.spec(["sleep", "1000"], tty=True)
             containers.adopt(spec.state_dir)
             _start_in_a_daemon_that_then_dies(spec)
-            record_path = spec.state_dir / spawn.PROCESS_JSON
+            record_path = spec.state_dir / statedir.PROCESS_JSON
             record = json.loads(record_path.read_text())
             record["pty_master_fd"] = 999  # damaged: the supervisor holds no such fd
             record_path.write_text(json.dumps(record))
