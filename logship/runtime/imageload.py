@@ -47,8 +47,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, BinaryIO
 
+import zstandard
+
 from logship.errors import InvalidParameter
 from logship.runtime.images import Image, ImageStore, go_architecture
+from logship.runtime.layers import MEDIA_TYPE_TAR, Blob, LayerApplier
 from logship.runtime.reference import parse_reference, tag_reference
 from logship.runtime.tarsafe import Readable, apply_layer, decompressed, is_compressed
 
@@ -73,19 +76,18 @@ _MANIFEST_TYPES = frozenset(
     {"application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"}
 )
 # Layer media types apply_layer reads (it recognises the compression from the bytes themselves).
-_LAYER_TYPES = frozenset(
+LAYER_MEDIA_TYPES = frozenset(
     {
         "application/vnd.oci.image.layer.v1.tar",
         "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
         "application/vnd.oci.image.layer.nondistributable.v1.tar",
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
         "application/vnd.docker.image.rootfs.diff.tar",
         "application/vnd.docker.image.rootfs.diff.tar.gzip",
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
     }
-)
-_ZSTD_LAYER_TYPES = frozenset(
-    {"application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"}
 )
 
 _SHA256_DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -139,8 +141,7 @@ def load_images(
     when a tag moves from another image."""
     loaded = []
     for image in images:
-        write_rootfs = functools.partial(archive.apply_layers, image, progress=progress)
-        added = store.add_image(image.config, write_rootfs, image.repo_tags)
+        added = store.add_image(image.config, archive.layer_appliers(image, progress), image.repo_tags)
         for tag in image.repo_tags:
             if tag in added.moved_tags:
                 previous = added.moved_tags[tag]
@@ -184,10 +185,10 @@ def _copy_decompressed(stream: Readable, target: BinaryIO) -> None:
     try:
         while chunk := stream.read(_COPY_CHUNK):
             target.write(chunk)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as err:
         raise InvalidParameter(
             f"cannot decompress the image archive: {err}; check that it is complete "
-            "(`docker save` output, plain or compressed with gzip, bzip2 or xz)"
+            "(`docker save` output, plain or compressed with gzip, bzip2, xz or zstd)"
         ) from None
     target.flush()
     target.seek(0)
@@ -249,22 +250,35 @@ class ImageArchive:
             "layout): to make an image from a root filesystem tarball, use `import` instead of `load`"
         )
 
-    def apply_layers(self, image: ArchivedImage, root: Path, progress: LayerProgress | None = None) -> None:
-        """Apply the image's layers, in order, into the directory `root`, checking each against its
-        digests. On failure `root` holds part of the image: give a directory that can be thrown away."""
-        for number, layer in enumerate(image.layers, 1):
-            what = f"layer {number} of {len(image.layers)} ({layer.path}) of {image.source}"
-            reader = _VerifyingReader(self._read_member(layer.member), layer, progress)
+    def layer_appliers(self, image: ArchivedImage, progress: LayerProgress | None = None) -> list[LayerApplier]:
+        """One function per layer of the image that applies it onto the layers below it (`LayerStore.add`),
+        checking it against its digests and keeping its uncompressed tar as the layer's blob."""
+        return [
+            functools.partial(
+                self._apply_layer,
+                layer,
+                f"layer {number} of {len(image.layers)} ({layer.path}) of {image.source}",
+                progress,
+            )
+            for number, layer in enumerate(image.layers, 1)
+        ]
+
+    def _apply_layer(
+        self, layer: ArchivedLayer, what: str, progress: LayerProgress | None, root: Path, blob: Path
+    ) -> tuple[str, Blob]:
+        reader = _VerifyingReader(self._read_member(layer.member), layer, progress)
+        with blob.open("xb") as copy:
             try:
-                diff_id = apply_layer(io.BufferedReader(reader, _COPY_CHUNK), root)
+                diff_id = apply_layer(io.BufferedReader(reader, _COPY_CHUNK), root, copy_to=copy)
                 reader.finish()
             except InvalidParameter as err:
                 raise InvalidParameter(f"cannot load {what}: {err}") from None
-            if diff_id != layer.diff_id:
-                raise InvalidParameter(
-                    f"cannot load {what}: its content has the digest {diff_id}, but the image config's "
-                    f"rootfs.diff_ids says {layer.diff_id}; the archive is corrupt or was altered"
-                )
+        if diff_id != layer.diff_id:
+            raise InvalidParameter(
+                f"cannot load {what}: its content has the digest {diff_id}, but the image config's "
+                f"rootfs.diff_ids says {layer.diff_id}; the archive is corrupt or was altered"
+            )
+        return diff_id, Blob(diff_id, blob.stat().st_size, MEDIA_TYPE_TAR)
 
     # -- docker save -----------------------------------------------------------------------------------
 
@@ -618,14 +632,10 @@ def _choose_platform(descriptors: list[dict[str, Any]], source: str) -> dict[str
 
 def _check_layer_media_type(descriptor: dict[str, Any], what: str) -> None:
     media_type = descriptor.get("mediaType")
-    if media_type in _ZSTD_LAYER_TYPES:
+    if media_type not in LAYER_MEDIA_TYPES:
         raise InvalidParameter(
-            f"{what} is zstd-compressed ({media_type}), which logship cannot decompress: "
-            "export the image with gzip or uncompressed layers"
-        )
-    if media_type not in _LAYER_TYPES:
-        raise InvalidParameter(
-            f"{what} has the media type {media_type!r}, which is not a layer logship can apply (tar, or tar+gzip)"
+            f"{what} has the media type {media_type!r}, which is not a layer logship can apply "
+            "(tar, tar+gzip or tar+zstd)"
         )
 
 

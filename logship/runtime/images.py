@@ -1,27 +1,30 @@
-"""The image store: imported root filesystems, their Docker-shaped configs and their tags.
+"""The image store: images' Docker-shaped configs and their tags, over the shared layer store.
 
 On disk, under `<data_root>/images/`:
 
-    <64-hex>/rootfs/       the extracted filesystem; the runtime uses it read-only as an overlay lowerdir
     <64-hex>/config.json   a Docker image config; the image ID is "sha256:" + sha256 of these exact bytes
     <64-hex>/meta.json     what is not part of the ID: {"size": bytes of the rootfs, counted as Docker does}
-    repositories.json      {"name:tag": "sha256:<64-hex>"}, names in Docker's short ("familiar") form
-    tmp/                   staging: imports and loads are built here and renamed into place when complete
+    <64-hex>/rootfs/       only in images stored before layers were shared: their flat filesystem, still used
+    layers/                each stack of layers once, shared by the images on it (see `layers`)
+    repositories.json      {"name:tag" or "name@sha256:<digest>": "sha256:<64-hex>"}, names in Docker's
+                           short ("familiar") form; digested names are the RepoDigests of pulled images
+    tmp/                   staging: layers and images are built here and renamed into place when complete
 
-Every change becomes visible in one rename (an image directory, or repositories.json rewritten beside
-itself), so a crash never leaves half an image or a torn tag file; leftovers in tmp/ are cleared when
-the store opens. One lock serialises the short commit steps; the long part of an import (reading and
-extracting the archive) runs outside it, so imports can proceed side by side.
+An image's root filesystem is the stack of its config's `rootfs.diff_ids`: the layer store's rootfs for
+the chain ID of the whole stack. Every change becomes visible in one rename (a layer or image directory,
+or repositories.json rewritten beside itself), so a crash never leaves half an image or a torn tag file;
+leftovers in tmp/ are cleared when the store opens. One lock serialises the short commit steps; the long
+part of an import (reading and extracting the archive) runs outside it, so imports can proceed side by side.
 
 The functions are synchronous and may block on disk and on the import stream: the asyncio daemon calls
 them in a worker thread.
 
-Images arrive two ways: `import_tarball` builds a config around one flat root filesystem (`docker
-import`), and `add_image` takes a config as it is with a function that writes the files (`docker load`,
-whose archives `imageload` reads). Layers are not kept apart: an image's layers are applied, in order,
-into its one rootfs.
+Images arrive three ways: `import_tarball` builds a config around one flat root filesystem (`docker
+import`), `add_image` takes a config as it is with a function per layer that applies it (`docker load`,
+whose archives `imageload` reads), and a pull (`registry.pull`) adds the layers it downloads to `layers`
+itself and then calls `commit_image`.
 
-Docker behaviour reproduced here: lookup by tag, full ID or unique ID prefix (GetImage), `docker
+Docker behaviour reproduced here: lookup by tag, digest, full ID or unique ID prefix (GetImage), `docker
 import`'s config, and the untag/delete rules and messages of `docker rmi` (ImageDelete). References are
 parsed in `reference`, `--change` instructions applied in `changes`.
 """
@@ -39,16 +42,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from logship.errors import Conflict, InvalidParameter, NotFound, SystemError_
 from logship.runtime.changes import apply_changes
+from logship.runtime.layers import MEDIA_TYPE_TAR, Blob, LayerApplier, LayerStore, chain_ids
 from logship.runtime.reference import (
     HEX_RE,
     ID_RE,
+    Reference,
     is_id_prefix,
     parse_reference,
     parse_reference_or_id,
@@ -62,10 +67,6 @@ IMPORT_COMMENT = "Imported from -"  # Docker's history comment for `docker impor
 _CONFIG = "config.json"
 _META = "meta.json"
 _ROOTFS = "rootfs"
-
-
-# Writes an image's files into the empty rootfs directory it is given.
-RootfsWriter = Callable[[Path], None]
 
 
 # `docker rmi`'s answer: [{"Untagged": "busybox:latest"}, {"Deleted": "sha256:..."}]
@@ -82,6 +83,8 @@ class Image:
     size: int  # bytes of the root filesystem
     config: dict[str, Any]  # the whole image config (config.json)
     rootfs: Path
+    # "name@sha256:<manifest digest>" of the registries it was pulled from or pushed to
+    repo_digests: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +112,7 @@ class ImageStore:
         os.chmod(self._dir, 0o700)
         shutil.rmtree(self._staging, ignore_errors=True)  # imports or removals a crash interrupted
         self._staging.mkdir()
+        self.layers = LayerStore(self._dir, self._staging)
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -143,46 +147,59 @@ class ImageStore:
         container_config = _import_container_config()
         apply_changes(container_config, changes)  # a bad --change fails before any byte is read
         comment = message or IMPORT_COMMENT
-        with self._staging_directory("import-") as staging:
-            rootfs = staging / _ROOTFS
-            rootfs.mkdir()
-            os.chmod(rootfs, 0o755)  # unless the archive's "./" entry says otherwise
-            diff_id = apply_layer(stream, rootfs)
-            config_bytes = _config_bytes(container_config, diff_id, comment, _rfc3339_now())
-            _write_durably(staging / _CONFIG, config_bytes)
-            _write_durably(staging / _META, json.dumps({"size": _rootfs_size(rootfs)}).encode())
-            # The rootfs files were written without fsync, one by one; flush them all at once before
-            # the rename makes the image visible, so a crash cannot leave it with empty files.
-            os.sync()
-            hex_id = hashlib.sha256(config_bytes).hexdigest()
-            with self._lock:
-                self._commit(staging, hex_id)
-                tags = self._read_tags()
-                if target is not None:
-                    tags[str(target)] = "sha256:" + hex_id
-                    self._write_tags(tags)
-                return self._load(hex_id, tags)
+        with self.layers.hold([]) as held:
+            layer = self.layers.add(None, tar_applier(stream), held=held)
+            config_bytes = _config_bytes(container_config, layer.diff_id, comment, _rfc3339_now())
+            hex_id = self.commit_image(config_bytes)
+        with self._lock:
+            tags = self._read_tags()
+            if target is not None:
+                tags[str(target)] = "sha256:" + hex_id
+                self._write_tags(tags)
+            return self._load(hex_id, tags)
 
-    def add_image(self, config: bytes, write_rootfs: RootfsWriter, tags: Sequence[str] = ()) -> AddedImage:
+    def add_image(self, config: bytes, layers: Sequence[LayerApplier], tags: Sequence[str] = ()) -> AddedImage:
         """Store an image whose config is known before its files, as `docker load` does: the config is
-        kept byte for byte (the ID is its digest) and `write_rootfs(directory)` fills the root filesystem.
-        An image of the same ID already here is kept and `write_rootfs` is not called. Each of `tags`
-        ("name:tag") then points at the image, moved from any other image that had it."""
+        kept byte for byte (the ID is its digest) and `layers[i]` applies the config's i-th diff ID (see
+        `LayerStore.add`); layers the store has already are not applied again. An image of the same ID
+        already here is kept. Each of `tags` ("name:tag") then points at the image, moved from any other
+        image that had it."""
         targets = [str(tag_reference(tag)) for tag in tags]
         hex_id = hashlib.sha256(config).hexdigest()
         if self._exists(hex_id):
             return self._tag_added(hex_id, targets)
-        with self._staging_directory("load-") as staging:
-            rootfs = staging / _ROOTFS
-            rootfs.mkdir()
-            os.chmod(rootfs, 0o755)  # unless a layer's "./" entry says otherwise
-            write_rootfs(rootfs)
+        chains = chain_ids(_config_diff_ids(config))
+        if len(chains) != len(layers):
+            raise InvalidParameter(f"the image config lists {len(chains)} layers, but {len(layers)} were given")
+        with self.layers.hold(chains) as held:
+            parent = None
+            for chain_id, apply, diff_id in zip(chains, layers, _config_diff_ids(config), strict=True):
+                if not self.layers.exists(chain_id):
+                    self.layers.add(parent, apply, expected_diff_id=diff_id, held=held)
+                parent = chain_id
+            self.commit_image(config)
+        return self._tag_added(hex_id, targets)
+
+    def commit_image(self, config: bytes) -> str:
+        """Show the image of `config` whose layers are all in `layers` already (held by the caller); its
+        64-hex ID. The same config bytes mean the same image: one already here is kept."""
+        hex_id = hashlib.sha256(config).hexdigest()
+        chains = chain_ids(_config_diff_ids(config))
+        if not chains:
+            raise InvalidParameter("the image config lists no layers: logship cannot run an image without a rootfs")
+        missing = [chain for chain in chains if not self.layers.exists(chain)]
+        if missing:
+            raise SystemError_(f"cannot store the image sha256:{hex_id}: its layer {missing[0]} is missing")
+        if self._exists(hex_id):
+            return hex_id
+        top = self.layers.get(chains[-1])
+        assert top is not None
+        with self._staging_directory("image-") as staging:
             _write_durably(staging / _CONFIG, config)
-            _write_durably(staging / _META, json.dumps({"size": _rootfs_size(rootfs)}).encode())
-            os.sync()  # as in import_tarball: the files must be on disk before the rename shows them
+            _write_durably(staging / _META, json.dumps({"size": _rootfs_size(top.rootfs)}).encode())
             with self._lock:
                 self._commit(staging, hex_id)
-            return self._tag_added(hex_id, targets)
+        return hex_id
 
     def _tag_added(self, hex_id: str, targets: Sequence[str]) -> AddedImage:
         image_id = "sha256:" + hex_id
@@ -210,6 +227,19 @@ class ImageStore:
                 return self.import_tarball(stream, reference, changes, message)
 
     # -- tagging and removing --------------------------------------------------------------------------
+
+    def add_references(self, image_id: str, references: Sequence[str]) -> dict[str, str]:
+        """Point each of `references` ("name:tag" or "name@sha256:...") at `image_id` (a full ID), as a
+        pull does; returns the tags that pointed at another image before, with that image's ID."""
+        with self._lock:
+            if not self._exists(image_id.removeprefix("sha256:")):
+                raise Conflict(f"the image {image_id} was removed while it was being pulled: pull it again")
+            tags = self._read_tags()
+            names = [str(_stored_reference(reference)) for reference in references]
+            moved = {name: tags[name] for name in names if tags.get(name, image_id) != image_id}
+            tags.update((name, image_id) for name in names)
+            self._write_tags(tags)
+            return moved
 
     def tag(self, image_id: str, reference: str) -> None:
         """Point `reference` at the image `image_id` names (any form `get` accepts), moving the tag if
@@ -243,12 +273,20 @@ class ImageStore:
             if users or image_id in tags.values():
                 return records  # still tagged, or in use: the data stays
             records.append({"Deleted": image_id})
+            own_rootfs = (self._dir / hex_id / _ROOTFS).is_dir()
             layers = self._diff_ids(hex_id)
             doomed = self._hide(hex_id)
-            # Docker also reports each layer that went with the image. Layers are not shared on disk
-            # here, so a layer "goes" when no other image has the same content.
-            still_used = {diff for other in self._image_hex_ids() for diff in self._diff_ids(other)}
-            records.extend({"Deleted": diff} for diff in layers if diff not in still_used)
+            remaining = self._image_hex_ids()
+            if own_rootfs:
+                # An image from before layers were shared: its layers "go" when no other image has them.
+                still_used = {diff for other in remaining for diff in self._diff_ids(other)}
+                records.extend({"Deleted": diff} for diff in layers if diff not in still_used)
+            else:
+                used = {chain for other in remaining for chain in chain_ids(self._diff_ids(other))}
+                removed = set(self.layers.remove_unused(used))
+                chains = chain_ids(layers)
+                # Docker names the layers it removes by chain ID, top first.
+                records.extend({"Deleted": chain} for chain in reversed(chains) if chain in removed)
         shutil.rmtree(doomed, ignore_errors=True)  # slow for a big rootfs, and invisible already
         return records
 
@@ -262,7 +300,7 @@ class ImageStore:
             if self._exists(hex_id):
                 return hex_id
             raise NotFound(f"No such image: {target}")
-        reference = target.with_default_tag()
+        reference = _stored_reference(ref_or_id)
         tagged = tags.get(str(reference), "").removeprefix("sha256:")
         if tagged and self._exists(tagged):
             return tagged
@@ -291,18 +329,30 @@ class ImageStore:
     def _load(self, hex_id: str, tags: Mapping[str, str]) -> Image:
         directory = self._dir / hex_id
         config = json.loads((directory / _CONFIG).read_bytes())
+        rootfs = directory / _ROOTFS
+        if not rootfs.is_dir():  # stored on shared layers
+            chains = chain_ids(config.get("rootfs", {}).get("diff_ids", []))
+            layer = self.layers.get(chains[-1]) if chains else None
+            if layer is None:
+                raise SystemError_(
+                    f"the layers of the image sha256:{hex_id} are missing from the store: remove the image "
+                    "(rmi -f) and pull or load it again"
+                )
+            rootfs = layer.rootfs
         try:
             size = int(json.loads((directory / _META).read_bytes())["size"])
         except (OSError, ValueError, KeyError):
-            size = _rootfs_size(directory / _ROOTFS)  # an image without meta: count again
+            size = _rootfs_size(rootfs)  # an image without meta: count again
         image_id = "sha256:" + hex_id
+        names = sorted(name for name, target in tags.items() if target == image_id)
         return Image(
             id=image_id,
-            repo_tags=sorted(name for name, target in tags.items() if target == image_id),
+            repo_tags=[name for name in names if "@" not in name],
             created=str(config.get("created", "")),
             size=size,
             config=config,
-            rootfs=directory / _ROOTFS,
+            rootfs=rootfs,
+            repo_digests=[name for name in names if "@" in name],
         )
 
     def _commit(self, staging: Path, hex_id: str) -> None:
@@ -365,36 +415,82 @@ class ImageStore:
 def _untag_named_reference(
     tags: dict[str, str], image_id: str, reference: str, force: bool, users: Sequence[str]
 ) -> RemovalRecords:
-    """`rmi <name:tag>` removes that tag. Without force, Docker refuses to drop the last tag of an image a
-    container uses, which would leave the container on a nameless image."""
-    own_tags = [name for name, target in tags.items() if target == image_id]
+    """`rmi <name:tag>` removes that tag (and `rmi <name@digest>` that digest). Without force, Docker
+    refuses to drop the last tag of an image a container uses, which would leave the container on a
+    nameless image. When the last tag of a repository goes, that repository's digests of the image go too."""
+    own = [name for name, target in tags.items() if target == image_id]
+    own_tags = [name for name in own if "@" not in name]
     if users and len(own_tags) == 1 and not force:
         raise Conflict(
             f"conflict: unable to remove repository reference {json.dumps(reference)} (must force) - "
             f"container {users[0][:12]} is using its referenced image {_short_id(image_id)}"
         )
-    untagged = str(parse_reference(reference).with_default_tag())
+    untagged = str(_stored_reference(reference))
     del tags[untagged]
-    return [{"Untagged": untagged}]
+    records = [{"Untagged": untagged}]
+    repository = _repository(untagged)
+    if "@" not in untagged and not any(_repository(name) == repository for name in own_tags if name != untagged):
+        for name in sorted(own):
+            if "@" in name and _repository(name) == repository:
+                del tags[name]
+                records.append({"Untagged": name})
+    return records
 
 
 def _untag_for_id_removal(tags: dict[str, str], image_id: str, force: bool, users: Sequence[str]) -> RemovalRecords:
-    """`rmi <id>` removes every tag of the image; without force, only when the image has a single tag
-    and no container uses it."""
-    own_tags = sorted(name for name, target in tags.items() if target == image_id)
+    """`rmi <id>` removes every tag and digest of the image; without force, only when they are of one
+    repository with at most one tag (Docker's isSingleReference), and no container uses it."""
+    own = sorted(name for name, target in tags.items() if target == image_id)
     if users and not force:
         raise Conflict(
             f"conflict: unable to delete {_short_id(image_id)} (must be forced) - "
             f"image is being used by container {users[0][:12]}"
         )
-    if len(own_tags) > 1 and not force:
+    single = len({_repository(name) for name in own}) <= 1 and sum("@" not in name for name in own) <= 1
+    if not single and not force:
         raise Conflict(
             f"conflict: unable to delete {_short_id(image_id)} (must be forced) - "
             "image is referenced in multiple repositories"
         )
-    for name in own_tags:
+    for name in own:
         del tags[name]
-    return [{"Untagged": name} for name in own_tags]
+    return [{"Untagged": name} for name in own]
+
+
+def _repository(name: str) -> str:
+    """ "busybox" of "busybox:latest" and of "busybox@sha256:..."."""
+    return parse_reference(name).familiar_name
+
+
+def _stored_reference(text: str) -> Reference:
+    """A reference as repositories.json keys it: name:tag (":latest" when none), or name@digest alone
+    (Docker drops the tag of a reference that has both)."""
+    reference = parse_reference(text)
+    if reference.digest is not None:
+        return replace(reference, tag=None)
+    return reference.with_default_tag()
+
+
+def _config_diff_ids(config: bytes) -> list[str]:
+    try:
+        document = json.loads(config)
+        diff_ids = document["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidParameter('the image config has no rootfs.diff_ids (a list of "sha256:<hex>" digests)') from None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and ID_RE.match(d[7:]) for d in diff_ids):
+        raise InvalidParameter('the image config\'s rootfs.diff_ids must be a list of "sha256:<hex>" digests')
+    return diff_ids
+
+
+def tar_applier(stream: BinaryIO) -> LayerApplier:
+    """Applies a tar stream (plain or compressed) as a layer, keeping its uncompressed tar as the blob."""
+
+    def apply(rootfs: Path, blob: Path) -> tuple[str, Blob]:
+        with blob.open("xb") as copy:
+            diff_id = apply_layer(stream, rootfs, copy_to=copy)
+        return diff_id, Blob(diff_id, blob.stat().st_size, MEDIA_TYPE_TAR)
+
+    return apply
 
 
 def _short_id(image_id: str) -> str:

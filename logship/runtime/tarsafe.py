@@ -38,6 +38,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
 
+import zstandard
+
 from logship.errors import InvalidParameter, SystemError_
 
 if TYPE_CHECKING:
@@ -69,15 +71,16 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _END_OF_ARCHIVE: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
 
 
-def apply_layer(stream: BinaryIO, root: Path) -> str:
-    """Extract a tar stream (plain, gzip, bzip2 or xz) into the existing directory `root`.
+def apply_layer(stream: BinaryIO, root: Path, copy_to: BinaryIO | None = None) -> str:
+    """Extract a tar stream (plain, gzip, bzip2, xz or zstd) into the existing directory `root`; `copy_to`, when
+    given, receives the uncompressed tar as it is read (the layer store keeps it, for push).
 
     Returns the layer's diff id: "sha256:" + the digest of the whole uncompressed tar stream, as Docker
     computes it. Raises InvalidParameter naming the first member that breaks a rule (or describing why
     the stream is not a usable archive); whatever was extracted before stays in `root`, so callers
     extract into a staging directory they can throw away.
     """
-    reader = _DigestingReader(decompressed(stream))
+    reader = _DigestingReader(decompressed(stream), copy_to)
     writer = _LayerWriter(root)
     try:
         try:
@@ -98,7 +101,7 @@ def apply_layer(stream: BinaryIO, root: Path) -> str:
 
 def is_compressed(head: bytes) -> bool:
     """Whether a stream starting with `head` (its first 6 bytes suffice) is compressed in a format
-    `decompressed` recognises (zstd included, which it refuses)."""
+    `decompressed` recognises."""
     return head.startswith((_GZIP_MAGIC, _BZIP2_MAGIC, _XZ_MAGIC, _ZSTD_MAGIC))
 
 
@@ -107,9 +110,10 @@ class Readable(Protocol):
 
 
 def decompressed(stream: BinaryIO) -> Readable:
-    """The uncompressed bytes of `stream`, recognising the compression (gzip, bzip2, xz) from its first
-    bytes; a plain stream is returned as is. zstd is refused with an InvalidParameter saying what to do.
-    Corrupt compressed data surfaces on read, as OSError, EOFError, zlib.error or lzma.LZMAError."""
+    """The uncompressed bytes of `stream`, recognising the compression (gzip, bzip2, xz, zstd) from its
+    first bytes; a plain stream is returned as is.
+    Corrupt compressed data surfaces on read, as OSError, EOFError, zlib.error, lzma.LZMAError or
+    zstandard.ZstdError."""
     head = _read_exactly_up_to(stream, len(_XZ_MAGIC))
     whole = io.BufferedReader(_Prefixed(head, stream))
     if head.startswith(_GZIP_MAGIC):
@@ -119,10 +123,7 @@ def decompressed(stream: BinaryIO) -> Readable:
     if head.startswith(_XZ_MAGIC):
         return lzma.LZMAFile(whole)
     if head.startswith(_ZSTD_MAGIC):
-        raise InvalidParameter(
-            "the image archive is zstd-compressed, which logship cannot read: "
-            "decompress it first (zstd -d) or compress it with gzip or xz"
-        )
+        return zstandard.ZstdDecompressor().stream_reader(whole, read_across_frames=True)
     return whole
 
 
@@ -161,10 +162,11 @@ class _Prefixed(io.RawIOBase):
 class _DigestingReader(io.RawIOBase):
     """Hands tarfile the uncompressed bytes while hashing them for the diff id."""
 
-    def __init__(self, source: Readable) -> None:
+    def __init__(self, source: Readable, copy_to: BinaryIO | None = None) -> None:
         super().__init__()
         self._source = source
         self._sha256 = hashlib.sha256()
+        self._copy_to = copy_to
 
     def readable(self) -> bool:
         return True
@@ -172,13 +174,15 @@ class _DigestingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._source.read(size)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError) as err:
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as err:
             # Decompressors report corrupt or cut-off input this way; tell the user which it was.
             raise InvalidParameter(
                 f"cannot read the image archive: {err}; check that it is a complete tar file "
                 "(plain, or compressed with gzip, bzip2 or xz)"
             ) from None
         self._sha256.update(data)
+        if self._copy_to is not None:
+            self._copy_to.write(data)
         return data
 
     def drain(self) -> None:
