@@ -41,3 +41,13 @@ class SystemError_(LogshipError):
     """A failure of the machine or the runtime rather than of the request (HTTP 500)."""
 
     status = 500
+
+
+class Unauthorized(LogshipError):
+    """A registry refused our credentials (or wanted some): Docker's /auth answers 401."""
+
+    status = 401
+
+
+class Forbidden(LogshipError):
+    status = 403

@@ -36,6 +36,8 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "tlscert": str,
     "tlskey": str,
     "insecure-tcp": bool,
+    "insecure-registries": list,
+    "registry-mirrors": list,
 }
 DAEMON_LOG_TARGETS = ("file", "journald")
 
@@ -82,6 +84,11 @@ class Settings:
     tls_cert: Path = field(default_factory=lambda: paths.default_cert_dir() / "cert.pem")
     tls_key: Path = field(default_factory=lambda: paths.default_cert_dir() / "key.pem")
     insecure_tcp: bool = False
+    # Registries: names or CIDR networks to reach without checked TLS; mirrors for Docker Hub pulls;
+    # certs.d (per-registry CAs and client certificates) beside the config file, as /etc/docker/certs.d.
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    certs_dir: Path = field(default_factory=lambda: paths.default_config_file().parent / "certs.d")
 
     @property
     def daemon_log_path(self) -> Path:
@@ -122,8 +129,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
                 f"invalid value for log-opts {key!r} in {path}: log-opts values must be strings, "
                 f'as in Docker (write "{key}": "{_as_string(value)}")'
             )
-    if any(not isinstance(h, str) for h in data.get("hosts", [])):
-        raise SettingsError(f"invalid value for 'hosts' in {path}: expected a list of strings")
+    for key in ("hosts", "insecure-registries", "registry-mirrors"):
+        if any(not isinstance(item, str) for item in data.get(key, [])):
+            raise SettingsError(f"invalid value for {key!r} in {path}: expected a list of strings")
     return data
 
 
@@ -168,6 +176,9 @@ def load(flags: Flags) -> Settings:
         shutdown_timeout=file_values.get("shutdown-timeout", 15),
         daemon_log=file_values.get("daemon-log", "file"),
         insecure_tcp=bool(flags.insecure_tcp or file_values.get("insecure-tcp", False)),
+        insecure_registries=list(file_values.get("insecure-registries", [])),
+        registry_mirrors=list(file_values.get("registry-mirrors", [])),
+        certs_dir=config_path.parent / "certs.d",
     )
     # As in dockerd, asking to verify clients turns TLS on whatever `tls` says.
     settings.tls_verify = bool(flags.tls_verify or file_values.get("tlsverify", False))
@@ -198,6 +209,12 @@ def validate(settings: Settings) -> None:
     except ValueError as err:
         raise SettingsError(str(err)) from None
     _validate_tcp(settings, [host for host in hosts if isinstance(host, paths.TcpHost)])
+    from logship.runtime.registry.endpoints import check_mirror
+
+    try:
+        settings.registry_mirrors = [check_mirror(mirror) for mirror in settings.registry_mirrors]
+    except InvalidParameter as err:
+        raise SettingsError(f"registry-mirrors: {err}") from None
     # Local import: the registry pulls in driver code the CLI does not need.
     from logship.drivers import options
 

@@ -82,13 +82,14 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
 
 def make_app(backend_: Backend) -> web.Application:
     # Local imports: the route modules import this one for `backend` and the response helpers.
-    from logship.api import containers, images, metrics, system
+    from logship.api import containers, distribution, images, metrics, system
 
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
     app[BACKEND] = backend_
     system.register(app)
     containers.register(app)
     images.register(app)
+    distribution.register(app)
     metrics.register(app)
     return app
 

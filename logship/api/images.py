@@ -1,5 +1,5 @@
 """`/images/...`: import (`POST /images/create?fromSrc=-`), load (`POST /images/load`), list, inspect, tag,
-remove.
+remove. `POST /images/create?fromImage=` is a pull, served by `distribution` with push and login.
 
 Uploads (import, load) are spooled to a temporary file under `<data-root>/tmp` as they arrive, never held
 in memory; the image store then reads that file in a worker thread.
@@ -51,7 +51,7 @@ def image_summary(image: Image) -> dict[str, Any]:
         "Id": image.id,
         "ParentId": "",
         "RepoTags": image.repo_tags,
-        "RepoDigests": [],
+        "RepoDigests": image.repo_digests,
         "Created": _epoch(image.created),
         "Size": image.size,
         "SharedSize": -1,
@@ -72,12 +72,13 @@ def _epoch(created: str) -> int:
 
 async def create(request: web.Request) -> web.StreamResponse:
     if request.query.get("fromImage"):
-        raise InvalidParameter(
-            "pulling images from a registry is not supported by logship: "
-            "use `logship import` with a rootfs tarball (or `docker export` output) instead"
-        )
+        from logship.api import distribution  # it imports this module's message helpers
+
+        return await distribution.pull(request)
     if request.query.get("fromSrc") != "-":
-        raise InvalidParameter("importing needs fromSrc=- and the tarball as the request body")
+        raise InvalidParameter(
+            "creating an image needs fromImage= (pull from a registry) or fromSrc=- (import the request body)"
+        )
     repo = request.query.get("repo", "")
     tag = request.query.get("tag", "")
     reference = f"{repo}:{tag}" if repo and tag else (repo or None)
@@ -189,16 +190,16 @@ async def _spool_body(request: web.Request, directory: Path) -> BinaryIO:
 
 
 def stream_message(text: str) -> bytes:
-    return _json_message({"stream": text})
+    return json_message({"stream": text})
 
 
 def error_message(message: str) -> bytes:
-    return _json_message({"errorDetail": {"message": message}, "error": message})
+    return json_message({"errorDetail": {"message": message}, "error": message})
 
 
 def progress_message(layer_id: str, current: int, total: int) -> bytes:
     detail = {key: value for key, value in (("current", current), ("total", total)) if value}
-    return _json_message(
+    return json_message(
         {"status": LOADING_LAYER, "progressDetail": detail, "progress": progress_text(current, total), "id": layer_id}
     )
 
@@ -217,7 +218,7 @@ def progress_text(current: int, total: int) -> str:
     return bar + f"{human_size(current):>8}/{human_size(total)}"
 
 
-def _json_message(message: dict[str, Any]) -> bytes:
+def json_message(message: dict[str, Any]) -> bytes:
     """Compact JSON with Go's escaping, invalid text replaced by U+FFFD as Go does, then CRLF."""
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
     text = _LONE_SURROGATE_RE.sub("\ufffd", text)
@@ -238,7 +239,7 @@ async def inspect(request: web.Request) -> web.Response:
         {
             "Id": image.id,
             "RepoTags": image.repo_tags,
-            "RepoDigests": [],
+            "RepoDigests": image.repo_digests,
             "Parent": "",
             "Comment": (config.get("history") or [{}])[-1].get("comment", ""),
             "Created": image.created or ZERO_TIME,

@@ -112,6 +112,14 @@ def create_options(f: Any) -> Any:
             help="Restart policy when the container exits: no, on-failure[:max-retries], always, unless-stopped.",
         ),
         click.option("--stop-signal", help="Signal to stop the container (default SIGTERM)."),
+        click.option(
+            "--pull",
+            type=click.Choice(["always", "missing", "never"]),
+            default="missing",
+            show_default=True,
+            help="Pull image before running.",
+        ),
+        click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant])."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -158,15 +166,25 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
 
 
 def _create(client: Client, params: dict[str, Any], attach_output: bool) -> str:
+    """Create the container, pulling its image first (`--pull always`) or when it is missing (the
+    default, as docker's CLI does it: the pull's progress on stderr)."""
+    from logship.cli.registry import pull_image  # only when creating: the pull code is not small
+
     body = _create_body(params, attach_output)
     query = {"name": params["name"]} if params["name"] else None
+    if params["pull"] == "always":
+        pull_image(client, params["image"], params["platform"], False, sys.stderr)
     try:
         created = client.json("POST", "/containers/create", query, body)
     except APIError as err:
-        if err.status == 404 and "image" in str(err).lower():
-            image = params["image"] if ":" in params["image"] else params["image"] + ":latest"
-            click.echo(f"Unable to find image '{image}' locally", err=True)
-        raise
+        if not (err.status == 404 and "image" in str(err).lower()):
+            raise
+        image = params["image"] if ":" in params["image"].rsplit("/", 1)[-1] else params["image"] + ":latest"
+        click.echo(f"Unable to find image '{image}' locally", err=True)
+        if params["pull"] != "missing":
+            raise
+        pull_image(client, params["image"], params["platform"], False, sys.stderr)
+        created = client.json("POST", "/containers/create", query, body)
     for warning in created.get("Warnings") or []:
         click.echo(f"WARNING: {warning}", err=True)
     return str(created["Id"])

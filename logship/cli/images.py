@@ -1,4 +1,4 @@
-"""Image commands: import, load, images, rmi."""
+"""Image commands: import, load, images, rmi, tag."""
 
 from __future__ import annotations
 
@@ -213,4 +213,17 @@ def rmi(force: bool, image_refs: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
-COMMANDS = [import_, load, images, rmi]
+@click.command()
+@click.argument("source")
+@click.argument("target")
+def tag(source: str, target: str) -> None:
+    """Create a tag TARGET that refers to SOURCE (name[:tag], ID or ID prefix)."""
+    last = target.rsplit("/", 1)[-1]
+    repo, tag_name = (target.rpartition(":")[0], target.rpartition(":")[2]) if ":" in last else (target, "latest")
+    try:
+        get_client().request("POST", f"/images/{path_quote(source)}/tag", {"repo": repo, "tag": tag_name}).read()
+    except APIError as err:
+        _fail(f"Error response from daemon: {err}")
+
+
+COMMANDS = [import_, load, images, rmi, tag]

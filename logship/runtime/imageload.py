@@ -149,6 +149,7 @@ def load_images(
             say(f"Loaded image: {tag}\n")
         if not image.repo_tags:
             say(f"Loaded image ID: {added.image.id}\n")
+        store.emit("load", added.image.id, ", ".join(image.repo_tags))
         loaded.append(added.image)
     return loaded
 

@@ -69,6 +69,11 @@ _META = "meta.json"
 _ROOTFS = "rootfs"
 
 
+# Told of each change to the images, as Docker's image events: (action, image ID, reference or "").
+# Actions: "import", "load", "pull", "push", "tag", "untag", "delete". Called from worker threads, after
+# the change is on disk; it must not block nor call back into the store.
+ImageEventListener = Callable[[str, str, str], None]
+
 # `docker rmi`'s answer: [{"Untagged": "busybox:latest"}, {"Deleted": "sha256:..."}]
 RemovalRecords = list[dict[str, str]]
 # Given an image ID, the IDs of the containers whose root filesystem is built on it.
@@ -113,8 +118,27 @@ class ImageStore:
         shutil.rmtree(self._staging, ignore_errors=True)  # imports or removals a crash interrupted
         self._staging.mkdir()
         self.layers = LayerStore(self._dir, self._staging)
+        self._listeners: list[ImageEventListener] = []
+
+    # -- events ----------------------------------------------------------------------------------------
+
+    def subscribe(self, listener: ImageEventListener) -> None:
+        """Call `listener(action, image_id, reference)` after every image change (the hook for /events)."""
+        self._listeners.append(listener)
+
+    def emit(self, action: str, image_id: str, reference: str = "") -> None:
+        for listener in self._listeners:
+            listener(action, image_id, reference)
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
 
     # -- reading ---------------------------------------------------------------------------------------
+
+    def exists(self, image_id: str) -> bool:
+        """Whether the image of this full ID ("sha256:" optional) is stored."""
+        return self._exists(image_id.removeprefix("sha256:"))
 
     def get(self, ref_or_id: str) -> Image:
         """The image a reference, full ID ("sha256:" optional) or unique ID prefix names."""
@@ -156,7 +180,9 @@ class ImageStore:
             if target is not None:
                 tags[str(target)] = "sha256:" + hex_id
                 self._write_tags(tags)
-            return self._load(hex_id, tags)
+            image = self._load(hex_id, tags)
+        self.emit("import", image.id, str(target) if target is not None else "")
+        return image
 
     def add_image(self, config: bytes, layers: Sequence[LayerApplier], tags: Sequence[str] = ()) -> AddedImage:
         """Store an image whose config is known before its files, as `docker load` does: the config is
@@ -250,6 +276,7 @@ class ImageStore:
             hex_id = self._resolve(image_id, tags)
             tags[str(target)] = "sha256:" + hex_id
             self._write_tags(tags)
+        self.emit("tag", "sha256:" + hex_id, str(target))
 
     def remove(self, ref_or_id: str, force: bool, in_use_by: ContainersUsing) -> RemovalRecords:
         """`docker rmi`: untag, and delete the image when no tag is left.
@@ -271,6 +298,7 @@ class ImageStore:
                 records = _untag_named_reference(tags, image_id, ref_or_id, force, users)
             self._write_tags(tags)
             if users or image_id in tags.values():
+                self._emit_removal(image_id, records)
                 return records  # still tagged, or in use: the data stays
             records.append({"Deleted": image_id})
             own_rootfs = (self._dir / hex_id / _ROOTFS).is_dir()
@@ -288,7 +316,15 @@ class ImageStore:
                 # Docker names the layers it removes by chain ID, top first.
                 records.extend({"Deleted": chain} for chain in reversed(chains) if chain in removed)
         shutil.rmtree(doomed, ignore_errors=True)  # slow for a big rootfs, and invisible already
+        self._emit_removal(image_id, records)
         return records
+
+    def _emit_removal(self, image_id: str, records: RemovalRecords) -> None:
+        for record in records:
+            if "Untagged" in record:
+                self.emit("untag", image_id, record["Untagged"])
+            elif record.get("Deleted") == image_id:
+                self.emit("delete", image_id)
 
     # -- internals -------------------------------------------------------------------------------------
 
