@@ -153,7 +153,12 @@ class Registry:
                 location = answer.headers["Location"]
             location = location if location.startswith("http") else self.url + location
             sep = "&" if "?" in location else "?"
-            upload = urllib.request.Request(f"{location}{sep}digest={digest}", method="PUT", data=data)
+            upload = urllib.request.Request(
+                f"{location}{sep}digest={digest}",
+                method="PUT",
+                data=data,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+            )
             urllib.request.urlopen(upload).close()
             return
         request = urllib.request.Request(

@@ -132,6 +132,11 @@ class Repository:
             return response
         raise AssertionError("unreachable")
 
+    @property
+    def lacks_credentials(self) -> bool:
+        """The registry wants basic auth and we have nothing to send: Docker's "no basic auth credentials"."""
+        return self._challenge is not None and self._challenge.scheme == "basic" and self._credentials.empty
+
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path
@@ -294,19 +299,11 @@ async def raise_for_answer(response: aiohttp.ClientResponse, method: str, what: 
     if response.status < 300:
         return
     body = await _read_limited(response, MAX_SMALL_BODY)
-    text = error_text(body) or f"{response.status} {response.reason}"
+    text = error_text(body) or _status_text(response.status, response.reason)
     url = str(response.url)
     if response.status == 401 and "Authorization" not in response.request_info.headers:
         raise Unauthorized(f'{method.title()} "{url}": no basic auth credentials')
     raise error_for(response.status, f"{what}: {text}" if what else f'{method.title()} "{url}": {text}')
-
-
-def error_codes(body: bytes) -> list[str]:
-    try:
-        errors = json.loads(body).get("errors") or []
-        return [str(error.get("code", "")) for error in errors if isinstance(error, dict)]
-    except (ValueError, AttributeError):
-        return []
 
 
 def error_text(body: bytes) -> str:
@@ -336,6 +333,15 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int, url: str =
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _status_text(status: int, reason: str | None) -> str:
+    """An answer without a body (HEAD): the registry's error code for its status, as Docker words it."""
+    if status == 401:
+        return "unauthorized: authentication required"
+    if status == 403:
+        return "denied: requested access to the resource is denied"
+    return f"{status} {reason}"
 
 
 def _token_refusal(body: bytes) -> str:

@@ -5,7 +5,9 @@
   `certs.d` sits beside daemon.json (`/etc/logship/certs.d`, as `/etc/docker/certs.d`).
 - daemon.json `insecure-registries` (host:port names, or CIDR networks such as "10.0.0.0/8") and, as in
   Docker, every registry on a loopback address (127.0.0.0/8, ::1) are insecure: HTTPS is tried without
-  checking the certificate, then plain HTTP.
+  checking the certificate, then plain HTTP. One difference from dockerd: a loopback registry with a CA
+  in certs.d (and not listed in insecure-registries by name) is checked against that CA, where dockerd
+  ignores the CA it was given; whoever put a CA there wants the certificate checked.
 - daemon.json `registry-mirrors` ("https://mirror.example" URLs) serve pulls of Docker Hub images
   only: each mirror is tried in order, then Docker Hub itself. Pushes never go to a mirror.
 """
@@ -75,7 +77,7 @@ def endpoints(config: RegistryConfig, domain: str, for_push: bool = False) -> li
         host = urlsplit(DOCKER_HUB_URL).netloc
         found.append(Endpoint(DOCKER_HUB_URL, _tls_context(config, host, verify=True), host))
         return found
-    insecure = is_insecure(config, domain)
+    insecure = domain in config.insecure_registries or (is_insecure(config, domain) and not _has_ca(config, domain))
     found.append(
         Endpoint(f"https://{domain}", _tls_context(config, domain, verify=not insecure), domain, insecure=insecure)
     )
@@ -107,13 +109,18 @@ def is_insecure(config: RegistryConfig, host: str) -> bool:
     return any(address in network for address in addresses for network in networks)
 
 
+def _has_ca(config: RegistryConfig, host: str) -> bool:
+    directory = config.certs_dir / host
+    return directory.is_dir() and any(directory.glob("*.crt"))
+
+
 def _tls_context(config: RegistryConfig, host: str, verify: bool) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    directory = config.certs_dir / host.replace(":", ":")
+    directory = config.certs_dir / host
     if directory.is_dir():
         for ca in sorted(directory.glob("*.crt")):
             try:

@@ -33,7 +33,6 @@ from logship.runtime.registry.client import (
     MAX_MANIFEST_SIZE,
     RegistryError,
     Repository,
-    error_codes,
     error_text,
     raise_for_answer,
 )
@@ -116,7 +115,7 @@ class Puller:
     async def _manifest(self, repository: Repository, reference: Reference, target: str) -> tuple[bytes, str]:
         answer = await repository.get_document(f"manifests/{target}", manifests.ACCEPT, MAX_MANIFEST_SIZE)
         if answer.status >= 300:
-            raise _pull_error(reference, answer.status, answer.body, answer.url, answer.headers)
+            raise _pull_error(reference, answer.status, answer.body, answer.url, repository.lacks_credentials)
         if target.startswith("sha"):
             manifests.check_digest(answer.body, target, f"the manifest {target}")
         return answer.body, manifests.media_type_of(answer.body, answer.headers.get("Content-Type", ""))
@@ -310,13 +309,12 @@ def _repository_name(reference: Reference) -> str:
     return reference.path
 
 
-def _pull_error(reference: Reference, status: int, body: bytes, url: str, headers: object) -> LogshipError:
+def _pull_error(reference: Reference, status: int, body: bytes, url: str, lacks_credentials: bool) -> LogshipError:
     text = error_text(body) or f"{status}"
     if status == 404:
         return NotFound(f"manifest for {reference} not found: {text}")
     if status in (401, 403):
-        codes = error_codes(body)
-        if status == 401 and not codes:
+        if status == 401 and lacks_credentials:
             return Unauthorized(f'Head "{url}": no basic auth credentials')
         return Unauthorized(
             f"pull access denied for {reference.familiar_name}, repository does not exist or may require "
