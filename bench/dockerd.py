@@ -72,11 +72,17 @@ class Dockerd:
     """containerd + dockerd under `root`, for one benchmark run."""
 
     def __init__(
-        self, root: Path, install_if_missing: bool = False, extra_env: Mapping[str, str] | None = None
+        self,
+        root: Path,
+        install_if_missing: bool = False,
+        extra_env: Mapping[str, str] | None = None,
+        extra_args: Iterable[str] = (),
     ) -> None:
         """`extra_env` goes into dockerd's own environment: its logging drivers read their settings there
-        (e.g. AWS credentials for awslogs), not from the CLI's."""
+        (e.g. AWS credentials for awslogs), not from the CLI's. `extra_args` go on dockerd's command line
+        (e.g. --insecure-registry 127.0.0.1:5000)."""
         self.root = root
+        self._extra_args = list(extra_args)
         self._install = install_if_missing
         self._extra_env = dict(extra_env or {})
         self._containerd: subprocess.Popen[bytes] | None = None
@@ -151,6 +157,7 @@ class Dockerd:
             "--ip-masq=false",
             "--bridge=none",
             "--userland-proxy=false",
+            *self._extra_args,
         ]
         with (self.root / "dockerd.log").open("ab") as log:
             self._dockerd = subprocess.Popen(args, stdout=log, stderr=log, env={**os.environ, **self._extra_env})
