@@ -26,11 +26,11 @@ import pytest
 from aiohttp import web
 
 from logship.runtime.images import go_architecture
-from tests.harness import Daemon
+from tests.harness import LOGSHIP, Daemon
 from tests.registry import PASSWORD, USER, Registry, available, free_port
 from tests.rootfs import HOST_BUSYBOX, build_busybox_rootfs
 from tests.tarballs import digest, file, tar_of
-from tests.test_image_load import DOCKER, SavedImage, docker_save, image_config
+from tests.test_image_load import DOCKER, SavedImage, docker_save, image_config, run_with_terminal
 from tests.tls import make_ca
 
 pytestmark = [
@@ -130,6 +130,21 @@ def test_an_image_made_with_load_is_pushed_pulled_into_a_fresh_data_root_and_run
 
     again = puller.ok("pull", name)
     assert f"Status: Image is up to date for {name}" in again
+
+
+def test_pull_on_a_terminal_draws_a_bar_per_layer_in_place(
+    plain: Registry, pusher: Daemon, puller: Daemon, base: bytes
+) -> None:
+    name = f"{plain.host}/bars:1"
+    load_image(pusher, name, [base, tar_of(file("bars", b"x"))])
+    pusher.ok("push", name)
+
+    code, screen = run_with_terminal([*LOGSHIP, "pull", name], puller.env(), terminal_on="stdout")
+
+    assert code == 0
+    assert "Downloading [" in screen or "Extracting [" in screen  # a bar: "[=====>    ]  1.2MB/2MB"
+    assert "\x1b[2A" in screen or "\x1b[1A" in screen  # a layer's line rewritten in place, not appended
+    assert screen.count("Pull complete") == 2
 
 
 def test_pull_by_digest_stores_the_digest_reference_only(
