@@ -59,10 +59,13 @@ def test_exec_failures_exit_127_and_126_with_dockers_message(shared_daemon: Daem
 
 def test_unknown_image_is_reported_and_nothing_is_created(shared_daemon: Daemon) -> None:
     before = shared_daemon.ok("ps", "-aq")
-    result = shared_daemon.cli("run", "--rm", "nosuchimage", "true")
+    result = shared_daemon.cli("run", "--rm", "--pull", "never", "nosuchimage", "true")
     assert result.code == 125
     assert "Unable to find image 'nosuchimage:latest' locally" in result.err
     assert "No such image" in result.err
+    # Without --pull never, run tries to pull it (from Docker Hub, out of reach here) and fails as docker does.
+    pulled = shared_daemon.cli("run", "--rm", "nosuchimage", "true")
+    assert pulled.code == 125 and "Unable to find image 'nosuchimage:latest' locally" in pulled.err
     assert shared_daemon.ok("ps", "-aq") == before
 
 

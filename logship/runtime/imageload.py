@@ -50,7 +50,7 @@ from typing import IO, Any, BinaryIO
 import zstandard
 
 from logship.errors import InvalidParameter
-from logship.runtime.images import Image, ImageStore, go_architecture
+from logship.runtime.images import Image, ImageStore, config_diff_ids, go_architecture
 from logship.runtime.layers import MEDIA_TYPE_TAR, Blob, LayerApplier
 from logship.runtime.reference import parse_reference, tag_reference
 from logship.runtime.tarsafe import Readable, apply_layer, decompressed, is_compressed
@@ -299,7 +299,7 @@ class ImageArchive:
             layer_paths = _string_list_field(entry, "Layers", source)
             repo_tags = _string_list_field(entry, "RepoTags", source)
             config = self._read_document(config_path, f"the config of {source}", _digest_of_blob_path(config_path))
-            diff_ids = _diff_ids(config, f"the config {config_path} of {source}")
+            diff_ids = config_diff_ids(config, f"the config {config_path} of {source}")
             if len(layer_paths) != len(diff_ids):
                 raise InvalidParameter(
                     f"{source} lists {len(layer_paths)} layers but its config's rootfs.diff_ids lists "
@@ -373,7 +373,7 @@ class ImageArchive:
         if not isinstance(config_descriptor, dict):
             raise InvalidParameter(f"the manifest {descriptor['digest']} of {source} names no config")
         config = self._read_blob(config_descriptor, f"the config of {source}")
-        diff_ids = _diff_ids(config, f"the config {config_descriptor['digest']} of {source}")
+        diff_ids = config_diff_ids(config, f"the config {config_descriptor['digest']} of {source}")
         layer_descriptors = _descriptors(manifest, f"the manifest {descriptor['digest']}", key="layers")
         if len(layer_descriptors) != len(diff_ids):
             raise InvalidParameter(
@@ -575,21 +575,6 @@ def _string_list_field(entry: dict[str, Any], key: str, source: str) -> list[str
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidParameter(f"{source}: {key} must be a list of strings (got {value!r})")
     return value
-
-
-def _diff_ids(config: bytes, what: str) -> list[str]:
-    """The config's rootfs.diff_ids, after checking it describes a Linux image."""
-    document = _parse_json(config, what)
-    if not isinstance(document, dict):
-        raise InvalidParameter(f"{what} must be a JSON object")
-    os_name = document.get("os", "linux")
-    if os_name != "linux":
-        raise InvalidParameter(f"{what} is for the operating system {os_name!r}: logship runs Linux images only")
-    rootfs = document.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _SHA256_DIGEST_RE.match(d) for d in diff_ids):
-        raise InvalidParameter(f'{what} has no valid rootfs.diff_ids (a list of "sha256:<hex>" digests)')
-    return diff_ids
 
 
 def _descriptors(document: Any, source: str, key: str = "manifests") -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tarfile
 import tempfile
@@ -64,6 +65,7 @@ from logship.runtime.tarsafe import apply_layer
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMPORT_COMMENT = "Imported from -"  # Docker's history comment for `docker import -` without --message
 
+_DIFF_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CONFIG = "config.json"
 _META = "meta.json"
 _ROOTFS = "rootfs"
@@ -194,12 +196,12 @@ class ImageStore:
         hex_id = hashlib.sha256(config).hexdigest()
         if self._exists(hex_id):
             return self._tag_added(hex_id, targets)
-        chains = chain_ids(_config_diff_ids(config))
+        chains = chain_ids(config_diff_ids(config))
         if len(chains) != len(layers):
             raise InvalidParameter(f"the image config lists {len(chains)} layers, but {len(layers)} were given")
         with self.layers.hold(chains) as held:
             parent = None
-            for chain_id, apply, diff_id in zip(chains, layers, _config_diff_ids(config), strict=True):
+            for chain_id, apply, diff_id in zip(chains, layers, config_diff_ids(config), strict=True):
                 if not self.layers.exists(chain_id):
                     self.layers.add(parent, apply, expected_diff_id=diff_id, held=held)
                 parent = chain_id
@@ -210,7 +212,7 @@ class ImageStore:
         """Show the image of `config` whose layers are all in `layers` already (held by the caller); its
         64-hex ID. The same config bytes mean the same image: one already here is kept."""
         hex_id = hashlib.sha256(config).hexdigest()
-        chains = chain_ids(_config_diff_ids(config))
+        chains = chain_ids(config_diff_ids(config))
         if not chains:
             raise InvalidParameter("the image config lists no layers: logship cannot run an image without a rootfs")
         missing = [chain for chain in chains if not self.layers.exists(chain)]
@@ -507,14 +509,22 @@ def _stored_reference(text: str) -> Reference:
     return reference.with_default_tag()
 
 
-def _config_diff_ids(config: bytes) -> list[str]:
+def config_diff_ids(config: bytes, what: str = "the image config") -> list[str]:
+    """The config's rootfs.diff_ids, after checking it describes a Linux image; InvalidParameter naming
+    `what` otherwise."""
     try:
         document = json.loads(config)
-        diff_ids = document["rootfs"]["diff_ids"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidParameter('the image config has no rootfs.diff_ids (a list of "sha256:<hex>" digests)') from None
-    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and ID_RE.match(d[7:]) for d in diff_ids):
-        raise InvalidParameter('the image config\'s rootfs.diff_ids must be a list of "sha256:<hex>" digests')
+    except ValueError as err:
+        raise InvalidParameter(f"{what} is not valid JSON: {err}") from None
+    if not isinstance(document, dict):
+        raise InvalidParameter(f"{what} must be a JSON object")
+    os_name = document.get("os", "linux")
+    if os_name != "linux":
+        raise InvalidParameter(f"{what} is for the operating system {os_name!r}: logship runs Linux images only")
+    rootfs = document.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIFF_ID_RE.match(d) for d in diff_ids):
+        raise InvalidParameter(f'{what} has no valid rootfs.diff_ids (a list of "sha256:<hex>" digests)')
     return diff_ids
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logship.errors import InvalidParameter
+from logship.runtime import images
 from logship.runtime.imageload import LAYER_MEDIA_TYPES
 from logship.runtime.images import go_architecture
 
@@ -168,14 +169,7 @@ def parse_manifest(body: bytes, media_type: str, source: str) -> Manifest:
 
 
 def config_diff_ids(config: bytes, layers: int, source: str) -> list[str]:
-    document = _object(config, f"the image config of {source}")
-    os_name = document.get("os", "linux")
-    if os_name != "linux":
-        raise InvalidParameter(f"the image config of {source} is for {os_name!r}: logship runs Linux images only")
-    rootfs = document.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIGEST_RE.match(d) for d in diff_ids):
-        raise InvalidParameter(f'the image config of {source} has no valid rootfs.diff_ids ("sha256:<hex>" list)')
+    diff_ids = images.config_diff_ids(config, f"the image config of {source}")
     if len(diff_ids) != layers:
         raise InvalidParameter(
             f"the manifest of {source} lists {layers} layers but its config's rootfs.diff_ids lists "
