@@ -17,7 +17,8 @@ from logship.api.app import add_route, backend, json_response, query_bool, read_
 from logship.api.framing import MULTIPLEXED, RAW, STREAM_TYPES, LogEncoder, error_frame, frame
 from logship.daemon.attach import Subscriber
 from logship.daemon.container import ContainerRecord
-from logship.daemon.containers import Container, parse_signal
+from logship.daemon.containers import Container
+from logship.daemon.signals import parse_signal
 from logship.errors import InvalidParameter
 from logship.pipeline.message import STDERR, STDOUT
 from logship.pipeline.readconfig import ReadConfig

@@ -1,5 +1,9 @@
 """The daemon's containers: create, start, stop, kill, restart, wait, remove, attach and logs.
 
+Beside this module: `logsource` opens a run's log drivers and reads logs back, `drain` bounds the end
+of a run's output, `restore` finds the containers again when the daemon starts, `restarting` applies
+restart policies, `signals` parses signal names.
+
 Each running container has a runtime process (see `logship.runtime.spawn`), two copier tasks reading
 its stdout and stderr, a router feeding its log drivers, and a monitor task that waits for the exit, lets
 the copiers drain the pipes, closes the drivers (bounded) and records the exit code. Everything is
@@ -20,42 +24,32 @@ import logging
 import shutil
 import signal
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from logship.daemon import create, restart
+from logship.daemon import create, logsource, restart, restarting, restore
 from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
+from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_when_drained
 from logship.daemon.names import random_name
-from logship.drivers import cache, options, registry
-from logship.drivers.base import LogDriver, LogReader, Run, SizedLogger, TextLogReader, as_runs
-from logship.errors import (
-    Conflict,
-    InvalidParameter,
-    LogshipError,
-    NotFound,
-    NotImplementedByDriver,
-    NotModified,
-)
+from logship.daemon.signals import parse_signal
+from logship.drivers import options
+from logship.drivers.base import LogDriver, Run
+from logship.errors import Conflict, InvalidParameter, LogshipError, NotFound, NotModified
 from logship.pipeline.copier import LineSplitter, copy_stream
-from logship.pipeline.info import ContainerInfo
-from logship.pipeline.message import MAX_LINE_SIZE, STDERR, STDOUT, Message
+from logship.pipeline.message import STDERR, STDOUT, Message
 from logship.pipeline.readconfig import ReadConfig
 from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S, Router
-from logship.pipeline.spool import Spool, has_spool, repair_log_files
+from logship.pipeline.spool import Spool, has_spool
 from logship.runtime import spawn
 from logship.runtime.images import ImageStore
 from logship.settings import Settings
 
 log = logging.getLogger("logship.containers")
 
-# After the container's main process is gone its pipes reach EOF at once (every writer died with the pid
-# namespace); this bound only guards against a runtime bug keeping a writer open.
-DRAIN_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = 10
-EXIT_FLUSH_REASON = f"not written within the {DEFAULT_FLUSH_TIMEOUT_S:g}s flush bound after the container ended"
 
 
 @dataclass
@@ -145,74 +139,10 @@ class ContainerManager:
             self._containers[record.id] = container
             self._names[record.name] = record.id
             if record.state.running:
-                await self._restore(container)
+                await restore.restore(self, container)
             elif has_spool(directory):
-                await self._replay_spool(container)
-        self._apply_restart_policies_at_daemon_start()
-
-    async def _restore(self, container: Container) -> None:
-        record = container.record
-        for note in repair_log_files(container.dir):
-            log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
-        process = spawn.reattach(container.dir)
-        if process is None:
-            status = await spawn.collect_exit(container.dir)
-            code = spawn.read_exit_code(container.dir)
-            record.state.status = "exited"
-            record.state.exit_code = status.exit_code
-            record.state.oom_killed = status.oom_killed
-            if code is None:
-                record.state.error = "the container ended while the daemon was down and its exit code was lost"
-            record.state.finished_ns = time.time_ns()
-            container.process_exited.set()
-            container.stopped.set()
-            container.save()
-            log.info("container %s ended while the daemon was down (exit code %s)", record.short_id, code)
-            if has_spool(container.dir):
-                await self._replay_spool(container)
-            return
-        try:
-            drivers = await self._open_drivers(container)
-        except LogshipError as err:
-            log.error("container %s: cannot reopen its log drivers after restart: %s", record.short_id, err)
-            drivers = []
-        if process.output_lost:
-            log.error(
-                "container %s: its output cannot be read after the restart: %s", record.short_id, process.output_lost
-            )
-        self._run(container, process, drivers, restored=True)
-        if process.init_pid:
-            log.info("reattached to running container %s (pid %d)", record.short_id, process.init_pid)
-            return
-        # It ended while the daemon was away; its supervisor kept the output. Write that out and record the
-        # exit before the API answers, so that `ps -a` and `logs` are right from the first request.
-        log.info("container %s ended while the daemon was down; writing out its last output", record.short_id)
-        try:
-            await asyncio.wait_for(container.stopped.wait(), DRAIN_TIMEOUT_S)
-        except TimeoutError:
-            log.error("container %s: its last output is still being written", record.short_id)
-
-    async def _replay_spool(self, container: Container) -> None:
-        """A container that is not running but whose drivers had not written all it spooled (the daemon
-        was killed after its output ended): write the rest now."""
-        record = container.record
-        for note in repair_log_files(container.dir):
-            log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
-        try:
-            drivers = await self._open_drivers(container)
-        except LogshipError as err:
-            log.error("container %s: cannot open its log drivers to write its last output: %s", record.short_id, err)
-            return
-        mode = options.mode_of(record.log_opts)
-        spool = Spool(container.dir, blocking=mode != options.NON_BLOCKING)
-        router = Router(record.id, spool.track(drivers), record.log_stats, mode, 0)
-        max_line = _max_line(router.drivers)
-        for name in spool.start_run((STDOUT, STDERR)):
-            await copy_stream(None, LineSplitter(name, max_line), router.deliver, spool=spool.stream(name))
-        await router.close()
-        spool.remove()
-        container.save()
-        log.info("container %s: wrote out the output it left when the daemon was killed", record.short_id)
+                await restore.replay_spool(container)
+        restarting.apply_at_daemon_start(self)
 
     # ---- create ---------------------------------------------------------------------------------
 
@@ -245,56 +175,6 @@ class ContainerManager:
 
     # ---- start and the life of a running container ---------------------------------------------
 
-    def container_info(self, container: Container) -> ContainerInfo:
-        record = container.record
-        return ContainerInfo(
-            container_id=record.id,
-            container_name=record.name,
-            config=record.log_opts,
-            entrypoint=record.path,
-            args=tuple(record.args),
-            image_id=record.image_id,
-            image_name=record.image,
-            created_ns=record.created_ns,
-            env=tuple(record.config.get("Env") or ()),
-            labels=record.config.get("Labels") or {},
-            log_path=record.log_path,
-            container_dir=str(container.dir),
-        )
-
-    async def _open_drivers(self, container: Container) -> list[LogDriver]:
-        """The container's driver, plus the dual-logging cache when that driver cannot read back."""
-        record = container.record
-        info = self.container_info(container)
-        drivers = [await self._opening(record, "logging driver", registry.get(record.log_type).new(info))]
-        if not isinstance(drivers[0], LogReader) and cache.enabled(record.log_type, record.log_opts):
-            try:
-                drivers.append(await self._opening(record, "the dual-logging cache", cache.open_cache(info)))
-            except LogshipError:
-                await _close_all(drivers)
-                raise
-        return drivers
-
-    async def _opening(self, record: ContainerRecord, what: str, opening: Awaitable[LogDriver]) -> LogDriver:
-        try:
-            return await opening
-        except LogshipError as err:
-            raise InvalidParameter(f"failed to initialize {what}: {err}") from None
-        except Exception as err:
-            log.exception("%s failed to start for container %s", what, record.short_id)
-            raise LogshipError(f"failed to initialize {what}: {type(err).__name__}: {err}") from None
-
-    async def _open_reader(self, container: Container) -> LogDriver:
-        """A fresh driver instance to read a stopped container's logs: its own driver if that can read,
-        else its cache; never a remote driver (that would connect to fluentd or AWS just to read)."""
-        record = container.record
-        info = self.container_info(container)
-        if getattr(registry.get(record.log_type), "can_read", False):
-            return await self._opening(record, "logging driver", registry.get(record.log_type).new(info))
-        if cache.enabled(record.log_type, record.log_opts):
-            return await self._opening(record, "the dual-logging cache", cache.open_cache(info))
-        raise NotImplementedByDriver("configured logging driver does not support reading")
-
     async def start(self, container: Container) -> None:
         """The user's start: a fresh restart count and back-off, and any earlier stop forgotten."""
         try:
@@ -326,7 +206,10 @@ class ContainerManager:
             container.restart_called_off = False
             image = await asyncio.to_thread(self.images.get, record.image_id)
             # A policy restart reuses the drivers the previous run left open (see the module docstring).
-            drivers = container.router.drivers if container.router is not None else await self._open_drivers(container)
+            if container.router is not None:
+                drivers = container.router.drivers
+            else:
+                drivers = await logsource.open_drivers(container)
             spec = spawn.ContainerSpec(
                 container_id=record.id,
                 state_dir=container.dir,
@@ -405,7 +288,7 @@ class ContainerManager:
 
     async def _monitor(self, container: Container, process: spawn.Process, router: Router) -> None:
         record = container.record
-        max_line = _max_line(router.drivers)
+        max_line = logsource.max_line(router.drivers)
 
         def count_bytes(n: int) -> None:
             record.log_stats.bytes_read += n
@@ -433,7 +316,7 @@ class ContainerManager:
             for fd, name in streams
         ]
         if spool is not None:
-            releasing = asyncio.create_task(_release_when_drained(record.short_id, process, spool, router))
+            releasing = asyncio.create_task(release_when_drained(record.short_id, process, spool, router))
         try:
             status = await process.wait()
         except Exception as err:  # the runtime lost track of the process: record it, never stay "running"
@@ -460,13 +343,14 @@ class ContainerManager:
         for task in done:
             if task.exception() is not None:
                 log.error("container %s: reading its output failed: %s", record.short_id, task.exception())
-        restarts = self._restarts_after_exit(container, status.exit_code)
+        restarts = restarting.restarts_after_exit(self, container, status.exit_code)
         if restarts:
             router.resume_waiting()
             # The drivers stay open for the next run. Let them write this run's last lines first, so that
             # `logs` read after the exit is complete.
             await router.wait_idle(DRAIN_TIMEOUT_S)
-            restarts = self._restarts_after_exit(container, status.exit_code)  # a stop may have come meanwhile
+            # A stop may have come meanwhile.
+            restarts = restarting.restarts_after_exit(self, container, status.exit_code)
         if not restarts:
             await router.close(1.0 if router.given_up else max(1.0, flush_deadline - time.monotonic()))
             container.router = None
@@ -500,90 +384,12 @@ class ContainerManager:
         container.stopped.set()
         self._signal_exit(container)
         if restarts:
-            self._schedule_restart(container, container.backoff_s)
+            restarting.schedule_restart(self, container, container.backoff_s)
         elif record.host_config.get("AutoRemove") and not container.manual_restart:
             try:
                 await self.remove(container, force=False)
             except LogshipError as err:
                 log.error("auto-removing container %s failed: %s", record.short_id, err)
-
-    # ---- restart policies ----------------------------------------------------------------------------
-
-    def _restarts_after_exit(self, container: Container, exit_code: int) -> bool:
-        if self._shutting_down or container.restart_called_off or container.manual_restart:
-            return False
-        if container.removed.is_set():
-            return False
-        record = container.record
-        policy = restart.Policy.of(record.host_config)
-        return restart.restarts_after_exit(policy, exit_code, record.restart_count, record.manually_stopped)
-
-    def _schedule_restart(self, container: Container, delay_s: float) -> None:
-        container.pending_restart = asyncio.get_running_loop().create_task(
-            self._restart_later(container, delay_s), name=f"restart-{container.record.short_id}"
-        )
-
-    async def _restart_later(self, container: Container, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        record = container.record
-        try:
-            await self._start(container, by_policy=True)
-        except Exception as err:  # recorded on the container; nothing else waits for this task
-            log.error("container %s: the restart by its restart policy failed: %s", record.short_id, err)
-            async with container.lock:
-                if not record.state.restarting:
-                    return  # _start recorded the failure (the runtime refused the command)
-                await self._close_drivers(container, [])
-                record.state.status = "exited"
-                record.state.error = f"restart failed: {err}"
-                container.save()
-            self._signal_exit(container)
-
-    async def _call_off_restart(self, container: Container) -> bool:
-        """Stop a container that waits out its restart back-off, for good (stop, kill, rm -f): its drivers
-        close, which also ends `logs -f`. False when its restart is already under way: the caller then
-        deals with the new run."""
-        record = container.record
-        async with container.lock:
-            if not record.state.restarting:
-                return False
-            self._note_user_stop(container)
-            if container.pending_restart is not None:
-                container.pending_restart.cancel()
-                container.pending_restart = None
-            await self._close_drivers(container, [])
-            record.state.status = "exited"
-            container.save()
-        log.info("container %s: its pending restart was called off", record.short_id)
-        self._signal_exit(container)
-        return True
-
-    def _note_user_stop(self, container: Container) -> None:
-        """Docker's ExitOnNext: this run's end is not followed by a policy restart, and `unless-stopped`
-        remembers the stop across daemon restarts (a stop by the daemon's own shutdown does not count)."""
-        container.restart_called_off = True
-        if not self._shutting_down and not container.record.manually_stopped:
-            container.record.manually_stopped = True
-            container.save()
-
-    def _apply_restart_policies_at_daemon_start(self) -> None:
-        """After loading: resume the restarts that were pending when the daemon went away, and start again
-        the stopped containers whose policy says so (dockerd does both when it starts)."""
-        for container in self._containers.values():
-            record = container.record
-            state = record.state
-            policy = restart.Policy.of(record.host_config)
-            if container.pending_restart is not None:
-                continue  # reattached, it ended while the daemon was away, and its exit scheduled the restart
-            if not state.restarting:
-                if state.status != "exited" or not restart.restarts_at_daemon_start(
-                    policy, state.exit_code, record.restart_count, record.manually_stopped, bool(state.started_ns)
-                ):
-                    continue
-                state.status = "restarting"
-                container.save()
-            log.info("container %s: starting it again (restart policy %s)", record.short_id, policy.name)
-            self._schedule_restart(container, 0.0)
 
     async def _close_drivers(self, container: Container, drivers: list[LogDriver]) -> None:
         """Close a run's drivers: through the router that fed them if there is one (it flushes them first)."""
@@ -592,7 +398,7 @@ class ContainerManager:
             await router.close()
             self._drop_spool(container)
         else:
-            await _close_all(drivers)
+            await logsource.close_all(drivers)
 
     @staticmethod
     def _drop_spool(container: Container) -> None:
@@ -650,22 +456,22 @@ class ContainerManager:
         if record.state.restarting:
             if not ends_it:
                 return  # no process between runs to receive it; dockerd ignores it too
-            if await self._call_off_restart(container):
+            if await restarting.call_off_restart(self, container):
                 return
         process = container.process
         if process is None or not record.state.running:
             raise Conflict(f"Cannot kill container: {container.id}: Container {container.id} is not running")
         if ends_it:
-            self._note_user_stop(container)
+            restarting.note_user_stop(self, container)
         process.signal(sig)
 
     async def stop(self, container: Container, timeout: int | None = None, sig: int | None = None) -> None:
-        if container.record.state.restarting and await self._call_off_restart(container):
+        if container.record.state.restarting and await restarting.call_off_restart(self, container):
             return
         process = container.process
         if process is None or not container.record.state.running:
             raise NotModified("container already stopped")
-        self._note_user_stop(container)
+        restarting.note_user_stop(self, container)
         stop_signal = sig or parse_signal(container.record.config.get("StopSignal") or "SIGTERM")
         wait_s = DEFAULT_STOP_TIMEOUT_S if timeout is None else timeout
         with contextlib.suppress(ProcessLookupError):
@@ -756,86 +562,10 @@ class ContainerManager:
         container.attachments.unsubscribe(subscriber)
 
     async def read_logs(self, container: Container, config: ReadConfig) -> AsyncGenerator[list[Message], None]:
-        """Messages from the container's reading driver: its live instance while it runs (follow works),
-        otherwise a fresh instance opened just to read (no follow), as Docker does."""
-        reader, config, close = await self._log_reader(container, config)
-        return _reading(reader.read_logs(config), close)
+        return await logsource.read_logs(container, config)
 
     async def read_log_text(self, container: Container, config: ReadConfig) -> AsyncGenerator[list[Run], None]:
-        """`read_logs` as runs of bytes (for `logs` without --details; with `config.timestamps` the
-        lines carry their prefixes): straight from a `TextLogReader`, else made from the messages."""
-        reader, config, close = await self._log_reader(container, config)
-        if isinstance(reader, TextLogReader):
-            return _reading(reader.read_text(config), close)
-        return _reading(as_runs(reader.read_logs(config), config.timestamps), close)
-
-    async def _log_reader(
-        self, container: Container, config: ReadConfig
-    ) -> tuple[LogReader, ReadConfig, Callable[[], Any] | None]:
-        """The reader, the config it can serve (no follow for a stopped container's fresh instance) and
-        what closes that instance."""
-        record = container.record
-        if record.log_type == "none":
-            raise NotImplementedByDriver("configured logging driver does not support reading")
-        live = container.router
-        reader: LogReader | None = None
-        opened: LogDriver | None = None
-        if live is not None:
-            reader = next((d for d in live.drivers if isinstance(d, LogReader)), None)
-        if reader is None:
-            config = replace(config, follow=False)
-            opened = await self._open_reader(container)
-            if not isinstance(opened, LogReader):
-                await opened.close()
-                raise NotImplementedByDriver("configured logging driver does not support reading")
-            reader = opened
-        return reader, config, opened.close if opened is not None else None
-
-
-def _max_line(drivers: list[LogDriver]) -> int:
-    """The copier's line limit: Docker's 16 KiB, or more when a driver takes longer lines."""
-    max_line = MAX_LINE_SIZE
-    for driver in drivers:
-        if isinstance(driver, SizedLogger) and driver.buffer_size() > max_line:
-            max_line = driver.buffer_size()
-    return max_line
-
-
-async def _release_when_drained(short_id: str, process: spawn.Process, spool: Spool, router: Router) -> None:
-    """Let the supervisor go once every output FIFO has reached EOF and its bytes are in the spool. Once the
-    container's pid 1 is gone the pipes drain at once, unless a stuck driver holds the copiers (blocking
-    mode): after the flush bound they stop waiting for it (`Router.give_up_waiting`). If a FIFO stays open
-    (a process outside the container holding a write end), the supervisor is let go after DRAIN_TIMEOUT_S
-    anyway, so the container does not look "running" forever."""
-
-    async def input_ended() -> None:  # a task, not the bare gather: cancelling it then leaves no stray error
-        await spool.input_ended()
-
-    drained = asyncio.ensure_future(input_ended())
-    init_gone = asyncio.ensure_future(process.wait_init())
-    try:
-        await asyncio.wait({drained, init_gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not drained.done():
-            finished, _ = await asyncio.wait({drained}, timeout=DEFAULT_FLUSH_TIMEOUT_S)
-            if not finished:
-                router.give_up_waiting(EXIT_FLUSH_REASON)
-        if not drained.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(drained), DRAIN_TIMEOUT_S)
-            except TimeoutError:
-                log.error("container %s: its output is still open %ss after it ended", short_id, DRAIN_TIMEOUT_S)
-        process.release()
-    finally:
-        drained.cancel()
-        init_gone.cancel()
-
-
-async def _close_all(drivers: list[LogDriver]) -> None:
-    for driver in drivers:
-        try:
-            await driver.close()
-        except Exception:
-            log.exception("closing log driver %s", driver.name)
+        return await logsource.read_log_text(container, config)
 
 
 class StartFailed(LogshipError):
@@ -846,35 +576,3 @@ class StartFailed(LogshipError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-T = TypeVar("T")
-
-
-async def _reading(items: AsyncIterator[T], close: Callable[[], Any] | None) -> AsyncGenerator[T, None]:
-    try:
-        async for item in items:
-            yield item
-    finally:
-        if close is not None:
-            await close()
-
-
-_SIGNALS = {
-    name[3:]: int(value)
-    for name, value in signal.Signals.__members__.items()
-    if name.startswith("SIG") and not name.startswith("SIG_")
-}
-
-
-def parse_signal(text: str) -> int:
-    """Docker accepts `SIGKILL`, `KILL`, `kill` or `9`."""
-    value = text.strip().upper()
-    if value.isdigit():
-        number = int(value)
-        if 0 < number < 65:
-            return number
-    name = value[3:] if value.startswith("SIG") else value
-    if name in _SIGNALS:
-        return _SIGNALS[name]
-    raise InvalidParameter(f"Invalid signal: {text}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from logship.daemon import restart
 from logship.daemon.container import ContainerRecord
+from logship.daemon.signals import parse_signal
 from logship.drivers import options
 from logship.errors import InvalidParameter
 from logship.settings import Settings
@@ -239,10 +240,7 @@ def build_record(
     hostname, domainname = _string(body, "Hostname"), _string(body, "Domainname")
     stop_signal = _string(body, "StopSignal")
     if stop_signal:
-        # Local import: the container manager imports this module. Docker checks the signal at create too.
-        from logship.daemon.containers import parse_signal
-
-        parse_signal(stop_signal)
+        parse_signal(stop_signal)  # Docker checks the signal at create too
 
     config = {
         "Hostname": hostname or container_id[:12],

@@ -1,0 +1,94 @@
+"""A daemon that starts again finds its containers where the last one left them (live restore).
+
+A running container is reattached (its supervisor held the output FIFOs while no daemon read them), or,
+when it ended meanwhile, its last output is written and its exit recorded before the API answers. A
+stopped container whose drivers had not written everything it spooled gets the rest written now. The
+container manager calls these from `load`; restart policies then apply (`logship.daemon.restarting`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from logship.daemon import logsource
+from logship.daemon.drain import DRAIN_TIMEOUT_S
+from logship.drivers import options
+from logship.errors import LogshipError
+from logship.pipeline.copier import LineSplitter, copy_stream
+from logship.pipeline.message import STDERR, STDOUT
+from logship.pipeline.router import Router
+from logship.pipeline.spool import Spool, has_spool, repair_log_files
+from logship.runtime import spawn
+
+if TYPE_CHECKING:
+    from logship.daemon.containers import Container, ContainerManager
+
+log = logging.getLogger("logship.containers")
+
+
+async def restore(manager: ContainerManager, container: Container) -> None:
+    """A container recorded as running: reattach to it, or record how it ended while no daemon ran."""
+    record = container.record
+    for note in repair_log_files(container.dir):
+        log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
+    process = spawn.reattach(container.dir)
+    if process is None:
+        status = await spawn.collect_exit(container.dir)
+        code = spawn.read_exit_code(container.dir)
+        record.state.status = "exited"
+        record.state.exit_code = status.exit_code
+        record.state.oom_killed = status.oom_killed
+        if code is None:
+            record.state.error = "the container ended while the daemon was down and its exit code was lost"
+        record.state.finished_ns = time.time_ns()
+        container.process_exited.set()
+        container.stopped.set()
+        container.save()
+        log.info("container %s ended while the daemon was down (exit code %s)", record.short_id, code)
+        if has_spool(container.dir):
+            await replay_spool(container)
+        return
+    try:
+        drivers = await logsource.open_drivers(container)
+    except LogshipError as err:
+        log.error("container %s: cannot reopen its log drivers after restart: %s", record.short_id, err)
+        drivers = []
+    if process.output_lost:
+        log.error("container %s: its output cannot be read after the restart: %s", record.short_id, process.output_lost)
+    manager._run(container, process, drivers, restored=True)
+    if process.init_pid:
+        log.info("reattached to running container %s (pid %d)", record.short_id, process.init_pid)
+        return
+    # It ended while the daemon was away; its supervisor kept the output. Write that out and record the
+    # exit before the API answers, so that `ps -a` and `logs` are right from the first request.
+    log.info("container %s ended while the daemon was down; writing out its last output", record.short_id)
+    try:
+        await asyncio.wait_for(container.stopped.wait(), DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        log.error("container %s: its last output is still being written", record.short_id)
+
+
+async def replay_spool(container: Container) -> None:
+    """A container that is not running but whose drivers had not written all it spooled (the daemon
+    was killed after its output ended): write the rest now."""
+    record = container.record
+    for note in repair_log_files(container.dir):
+        log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
+    try:
+        drivers = await logsource.open_drivers(container)
+    except LogshipError as err:
+        log.error("container %s: cannot open its log drivers to write its last output: %s", record.short_id, err)
+        return
+    mode = options.mode_of(record.log_opts)
+    spool = Spool(container.dir, blocking=mode != options.NON_BLOCKING)
+    router = Router(record.id, spool.track(drivers), record.log_stats, mode, 0)
+    max_line = logsource.max_line(router.drivers)
+    for name in spool.start_run((STDOUT, STDERR)):
+        await copy_stream(None, LineSplitter(name, max_line), router.deliver, spool=spool.stream(name))
+    await router.close()
+    spool.remove()
+    container.save()
+    log.info("container %s: wrote out the output it left when the daemon was killed", record.short_id)
