@@ -288,13 +288,15 @@ class Client:
 
     # ---- streams --------------------------------------------------------------------------------
 
-    def hijack(self, path: str, query: Mapping[str, Any]) -> tuple[_socket.socket, bytes]:
-        """POST with `Connection: Upgrade` and take the raw socket over, as the docker CLI attaches.
-        Returns the socket and any stream bytes that arrived with the response headers."""
+    def hijack(self, path: str, query: Mapping[str, Any], body: Any = None) -> tuple[_socket.socket, bytes]:
+        """POST (with a JSON `body` if given) with `Connection: Upgrade` and take the raw socket over, as the
+        docker CLI attaches. Returns the socket and any stream bytes that arrived with the response headers."""
         sock = self._connect()
-        headers = {"Host": "logship", "Content-Type": "text/plain", "Connection": "Upgrade", "Upgrade": "tcp"}
+        content_type = "application/json" if body is not None else "text/plain"
+        headers = {"Host": "logship", "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"}
+        data = json.dumps(body).encode() if body is not None else None
         try:
-            http1.send_request(sock, "POST", self._url(path, query), headers)
+            http1.send_request(sock, "POST", self._url(path, query), headers, data)
             reader = http1.SocketReader(sock)
             status, reason, response_headers = http1.read_head(reader)
             if status >= 400:

@@ -33,9 +33,17 @@ def human_duration(ns: int) -> str:
 
 def human_size(size: float) -> str:
     """Decimal units with 4 significant digits: `1.23MB`."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    return _scaled(size, 1000.0, ("B", "kB", "MB", "GB", "TB", "PB"))
+
+
+def binary_size(size: float) -> str:
+    """Binary units with 4 significant digits, as `docker stats` shows memory: `23.54GiB`."""
+    return _scaled(size, 1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB"))
+
+
+def _scaled(size: float, step: float, units: tuple[str, ...]) -> str:
     i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
+    while size >= step and i < len(units) - 1:
+        size /= step
         i += 1
     return f"{size:.4g}{units[i]}"

@@ -82,14 +82,32 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
 
 def make_app(backend_: Backend) -> web.Application:
     # Local imports: the route modules import this one for `backend` and the response helpers.
-    from logship.api import containers, distribution, images, metrics, system
+    from logship.api import (
+        archive,
+        containers,
+        disk,
+        distribution,
+        events,
+        execs,
+        images,
+        metrics,
+        networks,
+        stats,
+        system,
+    )
 
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
     app[BACKEND] = backend_
     system.register(app)
+    disk.register(app)  # before containers and images: /containers/prune is not a container's id
     containers.register(app)
+    archive.register(app)
+    events.register(app)
+    execs.register(app)
+    stats.register(app)
     images.register(app)
     distribution.register(app)
+    networks.register(app)
     metrics.register(app)
     return app
 
@@ -112,3 +130,25 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidParameter("the request body must be a JSON object")
     return data
+
+
+def parse_timestamp(value: str, name: str) -> int:
+    """Docker's API timestamps: `<seconds>` or `<seconds>.<nanoseconds>` → ns; "" or "0" → 0 (unset)."""
+    if value in ("", "0"):
+        return 0
+    seconds, _, nanos = value.partition(".")
+    if not seconds.lstrip("-").isdigit():
+        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid seconds')
+    if nanos and (not nanos.isdigit() or len(nanos) > 20):
+        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid nanoseconds')
+    return int(seconds) * 1_000_000_000 + int((nanos or "0")[:9].ljust(9, "0"))
+
+
+def query_int(request: web.Request, *names: str) -> int | None:
+    for name in names:
+        if name in request.query and request.query[name] != "":
+            try:
+                return int(request.query[name])
+            except ValueError:
+                raise InvalidParameter(f"invalid value for {name}: {request.query[name]!r} is not an integer") from None
+    return None

@@ -13,13 +13,15 @@ from typing import Any
 from aiohttp import web
 
 from logship.api import hijack
-from logship.api.app import add_route, backend, json_response, query_bool, read_json
+from logship.api.app import add_route, backend, json_response, parse_timestamp, query_bool, query_int, read_json
+from logship.api.filters import label_matches, query_filters
 from logship.api.framing import MULTIPLEXED, RAW, STREAM_TYPES, LogEncoder, error_frame, frame
-from logship.daemon.attach import Subscriber
+from logship.daemon import inspectshape, prune
 from logship.daemon.container import ContainerRecord
-from logship.daemon.containers import Container
+from logship.daemon.containers import Container, ContainerManager
 from logship.daemon.signals import parse_signal
-from logship.errors import InvalidParameter
+from logship.daemon.top import top as top_of
+from logship.errors import InvalidParameter, LogshipError
 from logship.pipeline.message import STDERR, STDOUT
 from logship.pipeline.readconfig import ReadConfig
 
@@ -43,19 +45,9 @@ async def start(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _int_query(request: web.Request, *names: str) -> int | None:
-    for name in names:
-        if name in request.query and request.query[name] != "":
-            try:
-                return int(request.query[name])
-            except ValueError:
-                raise InvalidParameter(f"invalid value for {name}: {request.query[name]!r} is not an integer") from None
-    return None
-
-
 def _stop_query(request: web.Request) -> tuple[int | None, int | None]:
     """`t` (or `timeout`) and `signal` of a stop or restart: how long to wait, and what to send first."""
-    timeout = _int_query(request, "t", "timeout")
+    timeout = query_int(request, "t", "timeout")
     sig = parse_signal(request.query["signal"]) if request.query.get("signal") else None
     return timeout, sig
 
@@ -96,40 +88,19 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 async def inspect(request: web.Request) -> web.Response:
     container = _container(request)
-    if container.router is not None:
-        container.router.refresh_stats()
-    return json_response(container.record.to_inspect())
+    return json_response(await inspectshape.container_inspect(backend(request).containers, container))
 
 
 _FILTER_KEYS = {"id", "name", "status", "label", "ancestor", "exited"}
 
 
 def _filters(request: web.Request) -> dict[str, list[str]]:
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise InvalidParameter(f"invalid filters: {raw!r} is not JSON") from None
-    shape = 'filters must be a JSON object of lists of strings, e.g. {"status": ["exited"]}'
-    if not isinstance(data, dict):
-        raise InvalidParameter(f"invalid filters: {raw!r}: {shape}")
-    filters: dict[str, list[str]] = {}
-    for key, value in data.items():
-        if key not in _FILTER_KEYS:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if isinstance(value, dict):  # Docker's older spelling: {"status": {"exited": true}}
-            value = [k for k, on in value.items() if on]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidParameter(f"invalid filter '{key}': {shape}")
-        if key == "name":
-            for pattern in value:
-                try:
-                    re.compile(pattern)
-                except re.error as err:
-                    raise InvalidParameter(f"invalid filter 'name={pattern}': {err}") from None
-        filters[key] = value
+    filters = query_filters(request, _FILTER_KEYS)
+    for pattern in filters.get("name", []):
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise InvalidParameter(f"invalid filter 'name={pattern}': {err}") from None
     return filters
 
 
@@ -145,19 +116,22 @@ def _matches_one(record: ContainerRecord, key: str, value: str) -> bool:
         return value in (record.image, record.image_id) or record.image_id.startswith("sha256:" + value)
     if key == "exited":
         return record.state.status == "exited" and str(record.state.exit_code) == value
-    label, has_value, wanted = value.partition("=")  # key == "label"
-    return label in labels and (not has_value or labels[label] == wanted)
+    return label_matches(labels, value)  # key == "label"
 
 
 def _matches(container: Container, filters: dict[str, list[str]]) -> bool:
-    """Docker's filter semantics: values of one key are alternatives, different keys must all match."""
-    return all(any(_matches_one(container.record, key, v) for v in values) for key, values in filters.items())
+    """Docker's filter semantics: values of one key are alternatives, different keys must all match, and
+    every `label` must match (docker-compose lists a project's containers by two labels at once)."""
+    return all(
+        (all if key == "label" else any)(_matches_one(container.record, key, v) for v in values)
+        for key, values in filters.items()
+    )
 
 
 async def list_containers(request: web.Request) -> web.Response:
     show_all = query_bool(request, "all")
     filters = _filters(request)
-    limit = _int_query(request, "limit") or -1
+    limit = query_int(request, "limit") or -1
     result: list[dict[str, Any]] = []
     for container in backend(request).containers.all():
         live = container.record.state.running or container.record.state.restarting
@@ -167,7 +141,31 @@ async def list_containers(request: web.Request) -> web.Response:
             result.append(container.record.to_summary())
     if limit > 0:
         result = result[:limit]
+    if query_bool(request, "size"):  # `docker ps -s`: the container's own layer, and with the image's
+        await _add_sizes(backend(request).containers, result)
     return json_response(result)
+
+
+async def _add_sizes(manager: ContainerManager, summaries: list[dict[str, Any]]) -> None:
+    for summary in summaries:
+        container = manager.find(summary["Id"])
+        summary["SizeRw"] = await asyncio.to_thread(prune.container_size, container)
+        try:
+            image_size = (await asyncio.to_thread(manager.images.get, container.record.image_id)).size
+        except LogshipError:
+            image_size = 0
+        summary["SizeRootFs"] = summary["SizeRw"] + image_size
+
+
+async def rename(request: web.Request) -> web.Response:
+    container = _container(request)
+    await backend(request).containers.rename(container, request.query.get("name", ""))
+    return web.Response(status=204)
+
+
+async def top(request: web.Request) -> web.Response:
+    container = _container(request)
+    return json_response(await top_of(backend(request).containers, container, request.query.get("ps_args", "")))
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -178,25 +176,13 @@ async def remove(request: web.Request) -> web.Response:
 
 async def resize(request: web.Request) -> web.Response:
     container = _container(request)
-    height = _int_query(request, "h") or 0
-    width = _int_query(request, "w") or 0
+    height = query_int(request, "h") or 0
+    width = query_int(request, "w") or 0
     backend(request).containers.resize(container, height, width)
     return web.Response(status=200)
 
 
 # ---- logs ---------------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: str, name: str) -> int:
-    """Docker's API timestamps: `<seconds>` or `<seconds>.<nanoseconds>` → ns; "" or "0" → 0 (unset)."""
-    if value in ("", "0"):
-        return 0
-    seconds, _, nanos = value.partition(".")
-    if not seconds.lstrip("-").isdigit():
-        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid seconds')
-    if nanos and (not nanos.isdigit() or len(nanos) > 20):
-        raise InvalidParameter(f'invalid value for "{name}": invalid timestamp "{value}": invalid nanoseconds')
-    return int(seconds) * 1_000_000_000 + int((nanos or "0")[:9].ljust(9, "0"))
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
@@ -275,7 +261,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if want_stdin and container.record.config.get("OpenStdin"):
             stdin_task = asyncio.get_running_loop().create_task(_pump_stdin(connection, container))
         if subscriber is not None:
-            while (item := await _next_output(subscriber, connection)) is not None:
+            while (item := await hijack.next_output(subscriber, connection)) is not None:
                 stream, chunk = item
                 await connection.write(chunk if tty else frame(STREAM_TYPES[stream], chunk))
         if stdin_task is not None:
@@ -285,18 +271,6 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if subscriber is not None:
             manager.unsubscribe(container, subscriber)
     return connection.response
-
-
-async def _next_output(subscriber: Subscriber, connection: hijack.Connection) -> tuple[str, bytes] | None:
-    """The container's next output chunk; None when it ended or the client went away."""
-    output = asyncio.ensure_future(subscriber.get())
-    gone = asyncio.ensure_future(connection.wait_closed())
-    await asyncio.wait((output, gone), return_when=asyncio.FIRST_COMPLETED)
-    gone.cancel()
-    if not output.done():
-        output.cancel()
-        return None
-    return output.result()
 
 
 async def _pump_stdin(connection: hijack.Connection, container: Container) -> None:
@@ -322,4 +296,6 @@ def register(app: web.Application) -> None:
     add_route(app, "POST", "/containers/{id}/attach", attach)
     add_route(app, "POST", "/containers/{id}/resize", resize)
     add_route(app, "GET", "/containers/{id}/logs", logs)
+    add_route(app, "POST", "/containers/{id}/rename", rename)
+    add_route(app, "GET", "/containers/{id}/top", top)
     add_route(app, "DELETE", "/containers/{id}", remove)

@@ -14,6 +14,7 @@ from collections import deque
 
 from aiohttp import web
 
+from logship.daemon.attach import Subscriber
 from logship.errors import InvalidParameter
 
 
@@ -104,3 +105,15 @@ async def hijack(request: web.Request, content_type: str) -> Connection:
     connection = Connection(transport, response)
     transport.set_protocol(_Protocol(transport.get_protocol(), connection))
     return connection
+
+
+async def next_output(subscriber: Subscriber, connection: Connection) -> tuple[str, bytes] | None:
+    """The container's next output chunk; None when it ended or the client went away."""
+    output = asyncio.ensure_future(subscriber.get())
+    gone = asyncio.ensure_future(connection.wait_closed())
+    await asyncio.wait((output, gone), return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if not output.done():
+        output.cancel()
+        return None
+    return output.result()

@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from logship.api.app import Backend, add_route, backend, json_response, query_bool
+from logship.daemon import inspectshape
 from logship.errors import InvalidParameter, LogshipError
 from logship.humanize import human_size
 from logship.runtime.imageload import ArchivedImage, ImageArchive, load_images, open_archive
@@ -235,6 +236,10 @@ async def list_images(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     image = await asyncio.to_thread(backend(request).images.get, request.match_info["name"])
     config = image.config
+    image_config = inspectshape.image_config(config.get("config") or {})
+    rootfs = config.get("rootfs") or {}
+    # Every key dockerd 20.10 sends (API 1.41; newer dockerd leaves Container, ContainerConfig and
+    # VirtualSize out, which newer clients ignore), zero-valued where logship has nothing to say.
     return json_response(
         {
             "Id": image.id,
@@ -243,11 +248,18 @@ async def inspect(request: web.Request) -> web.Response:
             "Parent": "",
             "Comment": (config.get("history") or [{}])[-1].get("comment", ""),
             "Created": image.created or ZERO_TIME,
-            "Config": config.get("config") or {},
+            "Container": config.get("container", ""),
+            "ContainerConfig": inspectshape.image_config(config.get("container_config") or {}),
+            "DockerVersion": config.get("docker_version", ""),
+            "Author": config.get("author", ""),
+            "Config": image_config,
             "Architecture": config.get("architecture", ""),
             "Os": config.get("os", "linux"),
             "Size": image.size,
-            "RootFS": config.get("rootfs") or {},
+            "VirtualSize": image.size,
+            "GraphDriver": {"Data": {"MergedDir": str(image.rootfs)}, "Name": "overlay"},
+            # The config's rootfs in dockerd's spelling
+            "RootFS": {"Type": rootfs.get("type", "layers"), "Layers": list(rootfs.get("diff_ids") or [])},
             "Metadata": {"LastTagTime": ZERO_TIME},  # the docker CLI parses it as a time
         }
     )

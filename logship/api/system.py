@@ -12,6 +12,7 @@ from logship import API_VERSION, MIN_API_VERSION, __version__
 from logship.api.app import add_route, backend, json_response
 from logship.daemon import daemonlog
 from logship.drivers import registry
+from logship.runtime.cgroupstats import machine_memory
 
 _PING_HEADERS = {
     "Api-Version": API_VERSION,
@@ -51,17 +52,6 @@ def version_info() -> dict[str, Any]:
 
 async def version(request: web.Request) -> web.Response:
     return json_response(version_info())
-
-
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _cgroup_version() -> str:
@@ -104,7 +94,7 @@ async def info(request: web.Request) -> web.Response:
             "OSType": "linux",
             "Architecture": platform.machine(),
             "NCPU": os.cpu_count() or 1,
-            "MemTotal": _mem_total(),
+            "MemTotal": machine_memory(),
             "DockerRootDir": str(settings.data_root),
             "Name": platform.node(),
             "Labels": [],

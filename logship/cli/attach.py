@@ -14,7 +14,7 @@ import threading
 import tty
 from collections.abc import Callable, Iterator
 
-from logship.client import STREAM_HEADER
+from logship.client import STREAM_HEADER, APIError, Client
 
 STREAM_STDERR = 2
 STREAM_SYSTEMERR = 3
@@ -41,6 +41,17 @@ def terminal_size() -> tuple[int, int] | None:
             size = os.get_terminal_size(stream.fileno())
             return size.lines, size.columns
     return None
+
+
+def send_resize(client: Client, path: str) -> None:
+    """Tell the daemon our terminal's size (`path`: a container's or an exec's resize endpoint)."""
+    size = terminal_size()
+    if size is None:
+        return
+    try:
+        client.request("POST", path, {"h": size[0], "w": size[1]}).read()
+    except APIError:
+        pass
 
 
 def on_resize(callback: Callable[[], None]) -> None:

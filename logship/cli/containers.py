@@ -1,4 +1,4 @@
-"""Container commands: run, create, start, restart, ps, inspect, wait, stop, kill, rm."""
+"""Container commands: run, create, start, restart, ps, inspect, wait, stop, kill, rm, rename."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _exit_code_for(message: str) -> int:
     return 125
 
 
-def _parse_env(values: tuple[str, ...]) -> list[str]:
+def parse_env(values: tuple[str, ...]) -> list[str]:
     """`-e KEY=value`, or `-e KEY` to pass KEY from our own environment (dropped when unset), as docker."""
     env = []
     for value in values:
@@ -133,7 +133,7 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "Image": params["image"],
         "Cmd": command or None,
-        "Env": _parse_env(params["env"]),
+        "Env": parse_env(params["env"]),
         "Labels": _parse_pairs(params["label"], "label"),
         "Tty": params["tty"],
         "OpenStdin": params["interactive"],
@@ -239,8 +239,9 @@ def _run_attached(client: Client, container_id: str, params: dict[str, Any]) -> 
     _start(client, container_id, params["auto_remove"])
     tty = bool(params["tty"])
     if tty:
-        _send_resize(client, container_id)
-        attaching.on_resize(lambda: _send_resize(client, container_id))
+        resize = f"/containers/{container_id}/resize"
+        attaching.send_resize(client, resize)
+        attaching.on_resize(lambda: attaching.send_resize(client, resize))
     else:
         attaching.proxy_signals(lambda sig: _forward_signal(client, container_id, sig))
     with attaching.raw_terminal(tty and params["interactive"]):
@@ -256,16 +257,6 @@ def _forward_signal(client: Client, container_id: str, sig: int) -> None:
     """docker run's --sig-proxy: a signal we receive goes to the container instead of ending us."""
     try:
         client.request("POST", f"/containers/{container_id}/kill", {"signal": str(sig)}).read()
-    except APIError:
-        pass
-
-
-def _send_resize(client: Client, container_id: str) -> None:
-    size = attaching.terminal_size()
-    if size is None:
-        return
-    try:
-        client.request("POST", f"/containers/{container_id}/resize", {"h": size[0], "w": size[1]}).read()
     except APIError:
         pass
 
@@ -485,4 +476,16 @@ def rm(force: bool, containers: tuple[str, ...]) -> None:
     _each(containers, one)
 
 
-COMMANDS = [run, create, start, restart, ps, inspect, wait, stop, kill, rm]
+@click.command()
+@click.argument("container")
+@click.argument("new_name")
+def rename(container: str, new_name: str) -> None:
+    """Rename a container: CONTAINER NEW_NAME."""
+    try:
+        get_client().request("POST", f"/containers/{path_quote(container)}/rename", {"name": new_name}).read()
+    except APIError as err:
+        click.echo(f"Error response from daemon: {err}", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [run, create, start, restart, ps, inspect, wait, stop, kill, rm, rename]

@@ -1,4 +1,10 @@
-"""`logship stats`: each container's logging counters, live, like `docker stats` (per driver)."""
+"""`logship stats`: each container's resources and logging, live, like `docker stats`.
+
+The default table is docker's (CPU %, memory, block I/O, pids, computed as the docker CLI computes them
+from the daemon's cgroup figures) followed by a summary of logship's logging counters (lines read, and
+written, dropped and failed over all the container's drivers). `--logging` shows the logging counters in
+full instead, one row per container and driver.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,22 @@ import click
 
 from logship.cli.common import ago, get_client, print_table
 from logship.client import APIError, Client, path_quote
-from logship.humanize import human_size
+from logship.humanize import binary_size, human_size
 
 HEADERS = [
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "BLOCK I/O",
+    "PIDS",
+    "LINES",
+    "WRITTEN",
+    "DROPPED",
+    "FAILED",
+]
+LOGGING_HEADERS = [
     "CONTAINER ID",
     "NAME",
     "DRIVER",
@@ -38,7 +57,7 @@ def _since(iso: str) -> str:
     return ago(seconds)
 
 
-def rows_for(info: dict[str, Any]) -> list[list[str]]:
+def logging_rows(info: dict[str, Any]) -> list[list[str]]:
     stats = info.get("LogStats") or {}
     drivers = stats.get("Drivers") or [{}]
     rows = []
@@ -66,35 +85,133 @@ def rows_for(info: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _snapshot(client: Client, refs: tuple[str, ...], show_all: bool) -> tuple[list[list[str]], list[str]]:
-    if not refs:
-        listed = client.json("GET", "/containers/json", {"all": "1" if show_all else None})
-        refs = tuple(c["Id"] for c in listed)
-    rows: list[list[str]] = []
-    errors: list[str] = []
-    for ref in refs:
+def cpu_percent(now: dict[str, Any], before: dict[str, Any]) -> float:
+    """The docker CLI's calculateCPUPercentUnix between two samples' cpu_stats."""
+    usage = now.get("cpu_usage", {}).get("total_usage", 0) - before.get("cpu_usage", {}).get("total_usage", 0)
+    system = now.get("system_cpu_usage", 0) - before.get("system_cpu_usage", 0)
+    cpus = now.get("online_cpus") or len(now.get("cpu_usage", {}).get("percpu_usage") or []) or 1
+    if usage > 0 and system > 0:
+        return float(usage / system * cpus * 100.0)
+    return 0.0
+
+
+def memory_usage(memory: dict[str, Any]) -> int:
+    """Usage without the page cache that can be dropped, as the docker CLI shows it (v1 and v2 keys)."""
+    usage = int(memory.get("usage", 0))
+    stats = memory.get("stats") or {}
+    inactive = stats.get("total_inactive_file", stats.get("inactive_file", 0))
+    return usage - inactive if inactive < usage else usage
+
+
+def block_io(blkio: dict[str, Any]) -> tuple[int, int]:
+    read = write = 0
+    for entry in blkio.get("io_service_bytes_recursive") or []:
+        op = str(entry.get("op", "")).lower()
+        if op == "read":
+            read += int(entry.get("value", 0))
+        elif op == "write":
+            write += int(entry.get("value", 0))
+    return read, write
+
+
+def row(info: dict[str, Any], sample: dict[str, Any] | None, before: dict[str, Any] | None) -> list[str]:
+    stats = info.get("LogStats") or {}
+    drivers = stats.get("Drivers") or []
+    logging = [
+        str(stats.get("LinesRead", 0)),
+        str(sum(d.get("LinesWritten", 0) for d in drivers)),
+        str(sum(d.get("LinesDropped", 0) for d in drivers)),
+        str(sum(d.get("LinesFailed", 0) for d in drivers)),
+    ]
+    name = [info["Id"][:12], info["Name"].lstrip("/")]
+    if sample is None or not sample.get("memory_stats"):
+        return [*name, "--", "-- / --", "--", "--", "--", *logging]
+    cpu = cpu_percent(sample["cpu_stats"], (before or sample)["cpu_stats"] if before else sample["precpu_stats"])
+    memory = sample["memory_stats"]
+    used, limit = memory_usage(memory), int(memory.get("limit", 0))
+    read, write = block_io(sample.get("blkio_stats") or {})
+    return [
+        *name,
+        f"{cpu:.2f}%",
+        f"{binary_size(used)} / {binary_size(limit)}",
+        f"{used / limit * 100:.2f}%" if limit else "0.00%",
+        f"{human_size(read)} / {human_size(write)}",
+        str((sample.get("pids_stats") or {}).get("current", 0)),
+        *logging,
+    ]
+
+
+class Watch:
+    """The containers' samples across refreshes: a CPU percentage needs the previous one."""
+
+    def __init__(self, client: Client, refs: tuple[str, ...], show_all: bool) -> None:
+        self.client = client
+        self.refs = refs
+        self.show_all = show_all
+        self.previous: dict[str, dict[str, Any]] = {}
+
+    def targets(self) -> list[str]:
+        if self.refs:
+            return list(self.refs)
+        listed = self.client.json("GET", "/containers/json", {"all": "1" if self.show_all else None})
+        return [c["Id"] for c in listed]
+
+    def sample(self, ref: str) -> dict[str, Any] | None:
         try:
-            rows += rows_for(client.json("GET", f"/containers/{path_quote(ref)}/json"))
-        except APIError as err:
-            errors.append(f"Error response from daemon: {err}")
-    return rows, errors
+            data: dict[str, Any] = self.client.json(
+                "GET", f"/containers/{path_quote(ref)}/stats", {"stream": "0", "one-shot": "1"}
+            )
+            return data
+        except APIError:
+            return None
+
+    def table(self, logging_only: bool) -> tuple[list[list[str]], list[str]]:
+        rows: list[list[str]] = []
+        errors: list[str] = []
+        for ref in self.targets():
+            try:
+                info = self.client.json("GET", f"/containers/{path_quote(ref)}/json")
+            except APIError as err:
+                errors.append(f"Error response from daemon: {err}")
+                continue
+            if logging_only:
+                rows += logging_rows(info)
+                continue
+            sample = self.sample(info["Id"])
+            before = self.previous.get(info["Id"])
+            if sample is not None:
+                self.previous[info["Id"]] = sample
+            rows.append(row(info, sample, before))
+        return rows, errors
+
+    def prime(self) -> None:
+        """A first sample of each container, so the first table's CPU column has something to compare."""
+        for ref in self.targets():
+            sample = self.sample(ref)
+            if sample is not None:
+                self.previous[sample["id"]] = sample
 
 
 @click.command()
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running).")
-@click.option("--no-stream", is_flag=True, help="Print the counters once and exit.")
+@click.option("--no-stream", is_flag=True, help="Print the figures once and exit.")
+@click.option("--logging", "logging_only", is_flag=True, help="Logging counters in full, per container and driver.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
 @click.argument("containers", nargs=-1)
-def stats(show_all: bool, no_stream: bool, interval: float, containers: tuple[str, ...]) -> None:
-    """Live logging counters per container and driver: lines read, written, dropped, retried, failed."""
+def stats(show_all: bool, no_stream: bool, logging_only: bool, interval: float, containers: tuple[str, ...]) -> None:
+    """Live resource usage (CPU, memory, block I/O, pids) and logging counters per container."""
     client = get_client()
     on_terminal = sys.stdout.isatty()
+    watch = Watch(client, containers, show_all)
     try:
+        if not logging_only:
+            watch.prime()
+            time.sleep(min(interval, 1.0))
         while True:
-            rows, errors = _snapshot(client, containers, show_all)
+            rows, errors = watch.table(logging_only)
             if on_terminal and not no_stream:
                 click.echo(CLEAR_SCREEN, nl=False)
-            print_table(HEADERS, rows)
+            print_table(LOGGING_HEADERS if logging_only else HEADERS, rows)
             for error in errors:
                 click.echo(error, err=True)
             if no_stream:

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from logship.daemon import inspectshape
 from logship.humanize import human_duration
 from logship.pipeline.stats import LogStats
 
@@ -148,17 +149,18 @@ class ContainerRecord:
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
-            "HostConfig": self.host_config,
+            "HostConfig": inspectshape.host_config(self.host_config),
             "GraphDriver": {"Data": None, "Name": "overlay"},
             "Mounts": [],
             "Config": self.config,
-            "NetworkSettings": _network_settings(self.host_config.get("NetworkMode", "none")),
+            "NetworkSettings": inspectshape.network_settings(self.host_config.get("NetworkMode", "none")),
             "LogStats": self.log_stats.to_api(),
         }
 
     def to_summary(self) -> dict[str, Any]:
         """One entry of `GET /containers/json`."""
         command = " ".join([self.path, *self.args])
+        mode = self.host_config.get("NetworkMode", "none")
         return {
             "Id": self.id,
             "Names": [self.name],
@@ -170,11 +172,7 @@ class ContainerRecord:
             "Labels": self.config.get("Labels") or {},
             "State": self.state.status,
             "Status": self.state.human_status(),
-            "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "none")},
-            "NetworkSettings": _network_settings(self.host_config.get("NetworkMode", "none")),
+            "HostConfig": {"NetworkMode": mode},
+            "NetworkSettings": {"Networks": {mode: inspectshape.endpoint(mode)}},
             "Mounts": [],
         }
-
-
-def _network_settings(mode: str) -> dict[str, Any]:
-    return {"Networks": {mode: {"NetworkID": "", "EndpointID": "", "IPAddress": "", "MacAddress": ""}}}

@@ -33,6 +33,8 @@ from logship.daemon import create, logsource, restart, restarting, restore
 from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
 from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_when_drained
+from logship.daemon.events import CONTAINER, Events
+from logship.daemon.execs import Execs
 from logship.daemon.names import random_name
 from logship.daemon.signals import parse_signal
 from logship.drivers import options
@@ -42,7 +44,7 @@ from logship.pipeline.copier import LineSplitter, copy_stream
 from logship.pipeline.message import STDERR, STDOUT, Message
 from logship.pipeline.readconfig import ReadConfig
 from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S, Router
-from logship.pipeline.spool import Spool, has_spool
+from logship.pipeline.spool import Spool
 from logship.runtime import spawn
 from logship.runtime.images import ImageStore
 from logship.settings import Settings
@@ -91,9 +93,12 @@ class Container:
 
 
 class ContainerManager:
-    def __init__(self, settings: Settings, images: ImageStore) -> None:
+    def __init__(self, settings: Settings, images: ImageStore, events: Events | None = None) -> None:
         self.settings = settings
         self.images = images
+        self.events = events if events is not None else Events()
+        images.subscribe(self.events.image_listener(asyncio.get_running_loop()))
+        self.execs = Execs(self)
         self.root = settings.data_root / "containers"
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}  # "/name" -> id
@@ -123,26 +128,16 @@ class ContainerManager:
     def containers_using_image(self, image_id: str) -> list[str]:
         return [c.id for c in self._containers.values() if c.record.image_id == image_id]
 
+    def event(self, container: Container, action: str, **extra: str) -> None:
+        """Publish a container event with dockerd's attributes: the labels, the image, the name (no "/")."""
+        record = container.record
+        attributes = {**(record.config.get("Labels") or {}), "image": record.image, "name": record.name[1:], **extra}
+        self.events.emit(CONTAINER, action, record.id, attributes, image=record.image)
+
     # ---- restore after a daemon restart --------------------------------------------------------
 
     async def load(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        for directory in sorted(self.root.iterdir()):
-            try:
-                record = ContainerRecord.load(directory)
-            except FileNotFoundError:
-                continue  # a create interrupted before its record was written
-            except Exception as err:
-                log.error("skipping container directory %s: its record is unreadable: %s", directory, err)
-                continue
-            container = Container(record, directory)
-            self._containers[record.id] = container
-            self._names[record.name] = record.id
-            if record.state.running:
-                await restore.restore(self, container)
-            elif has_spool(directory):
-                await restore.replay_spool(container)
-        restarting.apply_at_daemon_start(self)
+        await restore.load(self)
 
     # ---- create ---------------------------------------------------------------------------------
 
@@ -171,6 +166,7 @@ class ContainerManager:
         log.info(
             "created container %s %s (image %s, log driver %s)", record.short_id, full_name, image_ref, record.log_type
         )
+        self.event(container, "create")
         return container
 
     # ---- start and the life of a running container ---------------------------------------------
@@ -247,6 +243,7 @@ class ContainerManager:
                 raise LogshipError(f"starting the container failed: {type(err).__name__}: {err}") from err
             self._run(container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
+            self.event(container, "start")
 
     def _run(
         self, container: Container, process: spawn.Process, drivers: list[LogDriver], restored: bool = False
@@ -381,6 +378,9 @@ class ContainerManager:
             f"; {dropped} log lines were dropped by the non-blocking buffer" if dropped else "",
             f"; restart {record.restart_count} in {container.backoff_s:g}s by its restart policy" if restarts else "",
         )
+        if status.oom_killed:
+            self.event(container, "oom")
+        self.event(container, "die", exitCode=str(status.exit_code))
         container.stopped.set()
         self._signal_exit(container)
         if restarts:
@@ -463,6 +463,7 @@ class ContainerManager:
             raise Conflict(f"Cannot kill container: {container.id}: Container {container.id} is not running")
         if ends_it:
             restarting.note_user_stop(self, container)
+        self.event(container, "kill", signal=str(sig))
         process.signal(sig)
 
     async def stop(self, container: Container, timeout: int | None = None, sig: int | None = None) -> None:
@@ -474,6 +475,7 @@ class ContainerManager:
         restarting.note_user_stop(self, container)
         stop_signal = sig or parse_signal(container.record.config.get("StopSignal") or "SIGTERM")
         wait_s = DEFAULT_STOP_TIMEOUT_S if timeout is None else timeout
+        self.event(container, "kill", signal=str(stop_signal))
         with contextlib.suppress(ProcessLookupError):
             process.signal(stop_signal)
         if wait_s < 0:
@@ -488,9 +490,11 @@ class ContainerManager:
                     wait_s,
                     stop_signal,
                 )
+                self.event(container, "kill", signal=str(int(signal.SIGKILL)))
                 with contextlib.suppress(ProcessLookupError):
                     process.signal(signal.SIGKILL)
         await container.stopped.wait()
+        self.event(container, "stop")
 
     async def restart(self, container: Container, timeout: int | None = None, sig: int | None = None) -> None:
         """`docker restart`: stop the run (or call off a pending policy restart), then start it afresh, which
@@ -502,12 +506,34 @@ class ContainerManager:
         finally:
             container.manual_restart = False
         await self.start(container)
+        self.event(container, "restart")
 
     def resize(self, container: Container, height: int, width: int) -> None:
         if container.process is None:
             raise Conflict(f"Container {container.id} is not running")
         if container.record.tty:
             container.process.resize(height, width)
+        self.event(container, "resize", height=str(height), width=str(width))
+
+    async def rename(self, container: Container, new_name: str) -> None:
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        full_name = create.check_name(new_name)
+        old_name = container.record.name
+        if full_name == old_name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        other = self._names.get(full_name)
+        if other is not None:
+            raise Conflict(
+                f'Conflict. The container name "{full_name}" is already in use by container "{other}". '
+                "You have to remove (or rename) that container to be able to reuse that name."
+            )
+        container.record.name = full_name
+        self._names.pop(old_name, None)
+        self._names[full_name] = container.id
+        container.save()
+        log.info("renamed container %s from %s to %s", container.record.short_id, old_name, full_name)
+        self.event(container, "rename", oldName=old_name)
 
     # ---- wait and remove -------------------------------------------------------------------------
 
@@ -549,13 +575,16 @@ class ContainerManager:
         await asyncio.to_thread(shutil.rmtree, container.dir, True)
         self._containers.pop(record.id, None)
         self._names.pop(record.name, None)
+        self.execs.forget_container(container)
         container.removed.set()
         self._signal_exit(container)
         log.info("removed container %s %s", record.short_id, record.name)
+        self.event(container, "destroy")
 
     # ---- attach and logs -------------------------------------------------------------------------
 
     def subscribe(self, container: Container, streams: frozenset[str]) -> Subscriber:
+        self.event(container, "attach")
         return container.attachments.subscribe(streams)
 
     def unsubscribe(self, container: Container, subscriber: Subscriber) -> None:

@@ -295,14 +295,28 @@ def build_record(
 
 def runtime_env(record: ContainerRecord) -> list[str]:
     """The environment the command starts with: Docker adds PATH, HOSTNAME, TERM (with a tty) and HOME."""
-    env = list(record.config.get("Env") or [])
+    return _base_env(record, list(record.config.get("Env") or []), record.tty, home="/root")
+
+
+def exec_env(record: ContainerRecord, extra: list[str], tty: bool) -> list[str]:
+    """An exec's environment: the container's, then the exec's own entries (`exec -e`), TERM with the exec's
+    tty. HOME, when nobody set it, comes from the exec's user in the container (see runtime/execinit.py)."""
+    return _base_env(record, merge_env(list(record.config.get("Env") or []), extra), tty, home="")
+
+
+def _base_env(record: ContainerRecord, env: list[str], tty: bool, home: str) -> list[str]:
     keys = {entry.split("=", 1)[0] for entry in env}
     extra = []
     if "PATH" not in keys:
         extra.append(f"PATH={DEFAULT_PATH}")
     extra.append(f"HOSTNAME={record.config['Hostname']}")
-    if record.tty and "TERM" not in keys:
+    if tty and "TERM" not in keys:
         extra.append("TERM=xterm")
-    if "HOME" not in keys:
-        extra.append("HOME=/root")
+    if home and "HOME" not in keys:
+        extra.append(f"HOME={home}")
     return merge_env(extra, env)
+
+
+# The same checks for exec's fields.
+strings_field = _strings
+string_field = _string

@@ -13,7 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from logship.daemon import logsource
+from logship.daemon import logsource, restarting
+from logship.daemon.container import ContainerRecord
 from logship.daemon.drain import DRAIN_TIMEOUT_S
 from logship.drivers import options
 from logship.errors import LogshipError
@@ -27,6 +28,29 @@ if TYPE_CHECKING:
     from logship.daemon.containers import Container, ContainerManager
 
 log = logging.getLogger("logship.containers")
+
+
+async def load(manager: ContainerManager) -> None:
+    """Every container of the data root, running ones reattached; then restart policies apply."""
+    from logship.daemon.containers import Container  # the module that imports this one
+
+    manager.root.mkdir(parents=True, exist_ok=True)
+    for directory in sorted(manager.root.iterdir()):
+        try:
+            record = ContainerRecord.load(directory)
+        except FileNotFoundError:
+            continue  # a create interrupted before its record was written
+        except Exception as err:
+            log.error("skipping container directory %s: its record is unreadable: %s", directory, err)
+            continue
+        container = Container(record, directory)
+        manager._containers[record.id] = container
+        manager._names[record.name] = record.id
+        if record.state.running:
+            await restore(manager, container)
+        elif has_spool(directory):
+            await replay_spool(container)
+    restarting.apply_at_daemon_start(manager)
 
 
 async def restore(manager: ContainerManager, container: Container) -> None:

@@ -27,6 +27,9 @@ from logship.errors import InvalidParameter
 CPU_PERIOD_US = 100_000
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's linuxMinMemory
 CONTROLLERS = ("memory", "pids", "cpu")
+# Controllers joined for their counters only (`stats`): CPU time and block I/O; none is ever required.
+# v1 names them cpuacct and blkio, v2 io (v2's cpu.stat needs no controller).
+ACCOUNTING = ("cpuacct", "blkio", "io")
 PARENT = "logship"
 _MOUNTINFO = Path("/proc/self/mountinfo")
 
@@ -117,7 +120,7 @@ def discover(mountinfo: Path = _MOUNTINFO) -> Hierarchy:
             v2_root = mount_point
         elif tail[0] == "cgroup":
             for option in tail[2].split(","):
-                if option in CONTROLLERS:
+                if option in CONTROLLERS or option in ACCOUNTING:
                     v1.setdefault(option, mount_point)
     if v2_root is not None:
         ours = _v2_controllers(v2_root) & set(CONTROLLERS)
@@ -130,7 +133,7 @@ def discover(mountinfo: Path = _MOUNTINFO) -> Hierarchy:
 def v2_hierarchy(root: Path) -> Hierarchy:
     """A cgroup v2 hierarchy at `root`, with whichever of our controllers it offers."""
     offered = _v2_controllers(root)
-    return Hierarchy(2, {name: root for name in CONTROLLERS if name in offered}, root)
+    return Hierarchy(2, {name: root for name in (*CONTROLLERS, *ACCOUNTING) if name in offered}, root)
 
 
 @dataclass
@@ -210,7 +213,7 @@ def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None
 
 def _create_v1(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgroup:
     cgroup = Cgroup(1)
-    for controller in CONTROLLERS:
+    for controller in (*CONTROLLERS, *ACCOUNTING):
         flag = limits.needs(controller)
         root = hierarchy.roots.get(controller)
         if root is None:
@@ -236,7 +239,7 @@ def _create_v1(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgrou
 def _create_v2(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgroup:
     root = hierarchy.unified_root
     assert root is not None, "a v2 hierarchy always has its root"
-    wanted = [name for name in CONTROLLERS if name in hierarchy.roots]
+    wanted = [name for name in (*CONTROLLERS, *ACCOUNTING) if name in hierarchy.roots]
     parent = root / PARENT
     directory = parent / container_id
     try:
@@ -262,6 +265,9 @@ def _create_v2(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgrou
                 f"cannot apply {flag}: the cgroup v2 hierarchy at {root} does not offer the "
                 f"'{controller}' controller (see {root / 'cgroup.controllers'}); run without {flag}"
             )
+        if controller in hierarchy.roots:
+            cgroup.dirs[controller] = str(directory)
+    for controller in ACCOUNTING:
         if controller in hierarchy.roots:
             cgroup.dirs[controller] = str(directory)
     return cgroup

@@ -17,7 +17,9 @@ The rules, applied member by member while the stream is read:
 
 Layers apply in order onto the same root: entries replace what earlier layers left, and AUFS-style
 whiteouts (`.wh.<name>` removes `<name>`, `.wh..wh..opq` empties its directory) are honoured, as in
-Docker's layer format. We never call tarfile's own extraction (or its filters, which Debian 12's Python
+Docker's layer format. `apply_archive` applies the same rules to what `cp` copies into a container, where
+`.wh.` names are plain files (as in Docker's cp) and owners are the container's root unless asked to keep
+them. We never call tarfile's own extraction (or its filters, which Debian 12's Python
 may lack); it only parses headers here.
 """
 
@@ -81,7 +83,27 @@ def apply_layer(stream: BinaryIO, root: Path, copy_to: BinaryIO | None = None) -
     extract into a staging directory they can throw away.
     """
     reader = _DigestingReader(decompressed(stream), copy_to)
-    writer = _LayerWriter(root)
+    _extract(reader, _LayerWriter(root), "the image archive")
+    # The digest covers every byte, including padding after the end-of-archive blocks.
+    reader.drain()
+    return reader.digest()
+
+
+def apply_archive(
+    stream: BinaryIO, root: Path, owner: tuple[int, int] | None, no_overwrite_dir_non_dir: bool = False
+) -> None:
+    """Extract a tar stream (plain or compressed) that `cp` sends into the existing directory `root`:
+    `apply_layer`'s rules, without whiteouts; every entry owned by `owner` (uid, gid), or as in the archive
+    when None; with `no_overwrite_dir_non_dir`, a directory never replaces a file nor a file a directory."""
+    writer = _LayerWriter(root, whiteouts=False, owner=owner, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+    try:
+        _extract(_DigestingReader(decompressed(stream)), writer, "the archive")
+    except InvalidParameter as err:
+        raise InvalidParameter(_for_copy(str(err))) from None
+
+
+def _extract(reader: _DigestingReader, writer: _LayerWriter, what: str) -> None:
+    """Every member of the tar stream through `writer`, which is closed at the end."""
     try:
         try:
             with tarfile.open(
@@ -90,13 +112,23 @@ def apply_layer(stream: BinaryIO, root: Path, copy_to: BinaryIO | None = None) -
                 for member in archive:
                     writer.add(member, archive)
         except tarfile.TarError as err:
-            raise InvalidParameter(f"the image archive is not a valid tar stream: {err}") from None
+            raise InvalidParameter(f"{what} is not a valid tar stream: {err}") from None
         writer.restore_directory_times()
     finally:
         writer.close()
-    # The digest covers every byte, including padding after the end-of-archive blocks.
-    reader.drain()
-    return reader.digest()
+
+
+def _for_copy(message: str) -> str:
+    """The layer rules' messages, worded for an archive copied into a container."""
+    for image_words, copy_words in (
+        ("the image archive", "the archive"),
+        ("the image root", "the destination directory"),
+        ("image archives hold paths relative to the image root", "archives hold relative paths"),
+        ("in this image", "in the container"),
+        ("images may not carry device nodes (the runtime provides /dev)", "device nodes cannot be copied"),
+    ):
+        message = message.replace(image_words, copy_words)
+    return message
 
 
 def is_compressed(head: bytes) -> bool:
@@ -222,9 +254,18 @@ class _StrictTarInfo(tarfile.TarInfo):
 class _LayerWriter:
     """Writes members one at a time under a root directory held open as a descriptor."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        whiteouts: bool = True,
+        owner: tuple[int, int] | None = None,
+        no_overwrite_dir_non_dir: bool = False,
+    ) -> None:
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._keep_owners = os.geteuid() == 0  # only root may give files to other users
+        self._whiteouts = whiteouts
+        self._owner = owner  # (uid, gid) for every entry instead of the archive's
+        self._no_overwrite_dir_non_dir = no_overwrite_dir_non_dir
         # Directory mtimes are set last: creating their children would change them again.
         self._directory_times: list[tuple[tuple[str, ...], int]] = []
         # Paths this layer wrote, which an opaque whiteout in the same layer must keep.
@@ -236,7 +277,7 @@ class _LayerWriter:
     def add(self, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         parts = _relative_parts(member.name, member.name, "its name")
         try:
-            if parts and parts[-1].startswith(WHITEOUT_PREFIX):
+            if self._whiteouts and parts and parts[-1].startswith(WHITEOUT_PREFIX):
                 self._apply_whiteout(parts, member.name)
                 return
             _refuse_unsupported_type(member)
@@ -321,6 +362,8 @@ class _LayerWriter:
                 self._write_hard_link(parent, name, parts, member)
                 return
             existing = _lstat(name, parent)
+            if existing is not None and self._no_overwrite_dir_non_dir:
+                _refuse_kind_change(existing, member)
             keeps_directory = existing is not None and stat.S_ISDIR(existing.st_mode) and member.isdir()
             if existing is not None and not keeps_directory:
                 _remove(name, parent, existing)
@@ -331,7 +374,8 @@ class _LayerWriter:
             elif member.issym():
                 os.symlink(member.linkname, name, dir_fd=parent)
                 if self._keep_owners:
-                    os.chown(name, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
+                    uid, gid = self._owner or (member.uid, member.gid)
+                    os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
                 mtime = _mtime_ns(member)
                 os.utime(name, ns=(mtime, mtime), dir_fd=parent, follow_symlinks=False)
             else:  # a FIFO: _refuse_unsupported_type let nothing else through
@@ -398,7 +442,7 @@ class _LayerWriter:
     def _set_metadata(self, fd: int, member: tarfile.TarInfo) -> None:
         # chown first: it clears the setuid and setgid bits, and file capabilities, that follow.
         if self._keep_owners:
-            os.fchown(fd, member.uid, member.gid)
+            os.fchown(fd, *(self._owner or (member.uid, member.gid)))
         os.fchmod(fd, member.mode & 0o7777)
         for key, value in member.pax_headers.items():
             if key.startswith(_XATTR_PAX_PREFIX):
@@ -474,6 +518,14 @@ def _refuse_unsupported_type(member: tarfile.TarInfo) -> None:
         )
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk() or member.isfifo()):
         raise InvalidParameter(f"refusing tar member {member.name!r}: unsupported tar entry type {member.type!r}")
+
+
+def _refuse_kind_change(existing: os.stat_result, member: tarfile.TarInfo) -> None:
+    """Docker's noOverwriteDirNonDir."""
+    if stat.S_ISDIR(existing.st_mode) and not member.isdir():
+        raise InvalidParameter(f'cannot overwrite directory "{member.name}" with non-directory "{member.name}"')
+    if not stat.S_ISDIR(existing.st_mode) and member.isdir():
+        raise InvalidParameter(f'cannot overwrite non-directory "{member.name}" with directory "{member.name}"')
 
 
 def _missing_link_target(member: tarfile.TarInfo) -> InvalidParameter:
