@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.rootfs import build_busybox_rootfs
 
 LOGSHIP = [sys.executable, "-m", "logship"]
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+needs_docker = pytest.mark.skipif(not os.path.exists(DOCKER), reason=f"the docker CLI is not installed ({DOCKER})")
 
 
 @dataclass
@@ -152,6 +157,22 @@ class Daemon:
 
     def daemon_log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
+
+
+def docker_env(daemon: Daemon) -> dict[str, str]:
+    """The real docker CLI (and docker-compose) pointed at `daemon`, with a config dir of its own."""
+    return {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "docker-config")}
+
+
+def docker(daemon: Daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> Result:
+    done = subprocess.run([DOCKER, *args], input=input, capture_output=True, env=docker_env(daemon), timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def docker_ok(daemon: Daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> str:
+    result = docker(daemon, *args, input=input, timeout=timeout)
+    assert result.code == 0, f"docker {' '.join(args)} failed ({result.code}): {result.err}"
+    return result.out
 
 
 def terminal_session(command: list[str], env: dict[str, str], typed: bytes, marker: bytes) -> tuple[int, bytes]:

@@ -256,7 +256,7 @@ QUERY_CASES: dict[str, tuple[str, str, dict[str, str], int, str]] = {
     # method, path ({id}: the created container), query, status, message
     "filters a list": ("GET", "/containers/json", {"all": "1", "filters": "[1]"}, 400, "invalid filters"),
     "filter values numbers": ("GET", "/containers/json", {"filters": '{"label": 5}'}, 400, "invalid filter 'label'"),
-    "filter unknown": ("GET", "/containers/json", {"filters": '{"nope": ["x"]}'}, 400, "invalid filter 'nope'"),
+    "filter unknown": ("GET", "/containers/json", {"filters": '{"nope": ["x"]}'}, 400, "Invalid filter 'nope'"),
     "filters not JSON": ("GET", "/containers/json", {"filters": "nope"}, 400, "is not JSON"),
     "name filter a broken regexp": ("GET", "/containers/json", {"all": "1", "filters": '{"name": ["("]}'}, 400, "("),
     "limit not a number": ("GET", "/containers/json", {"limit": "x"}, 400, "invalid value for limit"),

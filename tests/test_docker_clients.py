@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -14,24 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Daemon, Result, terminal_session
+from tests.harness import DOCKER, Daemon, docker, needs_docker, terminal_session
+from tests.harness import docker_ok as ok
 
 pytestmark = pytest.mark.integration
-
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-needs_docker = pytest.mark.skipif(not os.path.exists(DOCKER), reason=f"the docker CLI is not installed ({DOCKER})")
-
-
-def docker(daemon: Daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> Result:
-    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "docker-config")}
-    done = subprocess.run([DOCKER, *args], input=input, capture_output=True, env=env, timeout=timeout)
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
-def ok(daemon: Daemon, *args: str, input: bytes | None = None) -> str:
-    result = docker(daemon, *args, input=input)
-    assert result.code == 0, f"docker {' '.join(args)} failed ({result.code}): {result.err}"
-    return result.out
 
 
 @needs_docker
@@ -189,9 +173,10 @@ def test_what_logship_lacks_is_a_clear_docker_style_error(shared_daemon: Daemon)
         result = docker(shared_daemon, *args)
         assert result.code == 125
         assert f"Error response from daemon: {flag}" in result.err and "is not supported by logship" in result.err
-    networks = docker(shared_daemon, "network", "ls")
-    assert networks.code != 0 and "is not supported by logship" in networks.err
-    assert "Traceback" not in networks.err
+    networks = docker(shared_daemon, "network", "create", "mine")
+    assert networks.code != 0 and "networks are not supported by logship" in networks.err
+    assert "network_mode: host" in networks.err and "Traceback" not in networks.err
+    assert docker(shared_daemon, "network", "ls", "--format", "{{.Name}}").out.split() == ["host", "none"]
 
 
 @pytest.fixture

@@ -83,6 +83,7 @@ def test_a_hybrid_host_uses_the_v1_hierarchies(tmp_path: Path) -> None:
     assert hierarchy.version == 1
     assert hierarchy.roots == {
         "cpu": Path("/sys/fs/cgroup/cpu,cpuacct"),
+        "cpuacct": Path("/sys/fs/cgroup/cpu,cpuacct"),  # for its counters (stats)
         "memory": Path("/sys/fs/cgroup/memory"),
         "pids": Path("/sys/fs/cgroup/pids"),
     }
