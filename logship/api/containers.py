@@ -81,8 +81,11 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     code = await backend(request).containers.wait(container, condition)
     error = container.record.state.error
-    await response.write(json.dumps({"Error": {"Message": error} if error else None, "StatusCode": code}).encode())
-    await response.write_eof()
+    try:
+        await response.write(json.dumps({"Error": {"Message": error} if error else None, "StatusCode": code}).encode())
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped waiting: nothing to tell it (and no traceback in the daemon log)
     return response
 
 
