@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fluentd_real import FluentdServer, fluentd_kind, new_fluentd_server, problems_of
 from tests.fluentd_receiver import ForwardReceiver
 from tests.harness import Daemon
 from tests.journal import Journald, journal_problem
 from tests.localstack import LocalStack, localstack_problem
 from tests.rootfs import container_problem
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fluentd tests: {fluentd_kind()}"
+
+
+_fluentd_used = False
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _fluentd_used:  # said at the end too: -q shows no header
+        terminalreporter.write_line(f"fluentd tests ran against the {fluentd_kind()}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,3 +92,48 @@ def receiver() -> Iterator[ForwardReceiver]:
     finally:
         server.stop()
     assert server.protocol_errors == []
+
+
+# A fluentd server: its address, how it is started.
+FluentdFactory = Callable[..., FluentdServer]
+
+
+@pytest.fixture
+def fluentd_factory(tmp_path: Path) -> Iterator[FluentdFactory]:
+    """Makes fluentd servers for a test: the real Fluentd of ../shared/peers when it can run here, else the
+    in-process receiver (tests/fluentd_receiver.py), behind the same interface (tests/fluentd_real.py).
+    `fluentd_factory(unix_path=..., tls=(cert, key), start=True)`; with start=False its address is known and
+    nothing listens there until `start()`. At the end every server is stopped and
+    none may have found fault with what it was sent."""
+    global _fluentd_used
+    _fluentd_used = True
+    servers: list[FluentdServer] = []
+
+    def make(
+        *,
+        unix_path: str | os.PathLike[str] | None = None,
+        tls: tuple[str, str] | None = None,
+        start: bool = True,
+    ) -> FluentdServer:
+        server = new_fluentd_server(tmp_path / f"fluentd-{len(servers)}", unix_path=unix_path, tls=tls)
+        servers.append(server)
+        if start:
+            server.start()
+        elif isinstance(server, ForwardReceiver):  # its port is chosen when it listens: the same one next time
+            server.start()
+            server.stop()
+        return server
+
+    print(f"fluentd: {fluentd_kind()}")
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
+    assert [problem for server in servers for problem in problems_of(server)] == []
+
+
+@pytest.fixture
+def fluentd(fluentd_factory: FluentdFactory) -> FluentdServer:
+    """A started fluentd on a loopback port: the real Fluentd when present, else the in-process receiver."""
+    return fluentd_factory()

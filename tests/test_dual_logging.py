@@ -1,6 +1,7 @@
 """Dual logging: containers whose driver cannot read back (fluentd, awslogs) keep a local-format cache, so
 `logs` works for them too; its options are honoured (unlike Docker's, moby#45668) and in blocking mode it
-loses nothing."""
+loses nothing. The fluentd side is the real Fluentd of ../shared/peers when it is there (else the
+in-process receiver; the run says which)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fluentd_receiver import ForwardReceiver
+from tests.conftest import FluentdFactory
+from tests.fluentd_real import FluentdServer
 from tests.harness import Daemon, run_with_fluentd
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 
@@ -22,13 +24,13 @@ def seq(count: int) -> str:
 
 
 def test_logs_of_a_fluentd_container_come_from_its_cache_and_match_fluentd(
-    shared_daemon: Daemon, receiver: ForwardReceiver
+    shared_daemon: Daemon, fluentd: FluentdServer
 ) -> None:
     container_id = run_with_fluentd(
-        shared_daemon, receiver.address, "busybox", "sh", "-c", "echo out; echo err >&2; " + seq(300)
+        shared_daemon, fluentd.address, "busybox", "sh", "-c", "echo out; echo err >&2; " + seq(300)
     )
     shared_daemon.ok("wait", container_id)
-    shipped = [e.record["log"] for e in receiver.wait_for(302)]
+    shipped = [e.record["log"] for e in fluentd.wait_for(302)]
     result = shared_daemon.cli("logs", container_id)
     assert result.code == 0, result.err
     assert result.stdout.decode().split() == [line for line in shipped if line != "err"]
@@ -41,18 +43,18 @@ def test_logs_of_a_fluentd_container_come_from_its_cache_and_match_fluentd(
 
 
 def test_a_running_fluentd_container_is_followed_through_its_cache(
-    shared_daemon: Daemon, receiver: ForwardReceiver
+    shared_daemon: Daemon, fluentd: FluentdServer
 ) -> None:
     container_id = run_with_fluentd(
-        shared_daemon, receiver.address, "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo tick$i; sleep 0.2; done"
+        shared_daemon, fluentd.address, "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo tick$i; sleep 0.2; done"
     )
     assert shared_daemon.ok("logs", "-f", container_id, timeout=30).split() == [f"tick{i}" for i in range(1, 6)]
 
 
-def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
+def test_cache_options_are_honoured(shared_daemon: Daemon, fluentd: FluentdServer) -> None:
     container_id = run_with_fluentd(
         shared_daemon,
-        receiver.address,
+        fluentd.address,
         "busybox",
         "sh",
         "-c",
@@ -68,13 +70,13 @@ def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardRece
     ]
     kept = shared_daemon.ok("logs", container_id).split()
     assert 0 < len(kept) < 5000 and kept[-1] == "seq4999"
-    assert receiver.wait_for(5000) and receiver.event_count == 5000  # the backend still got everything
+    assert fluentd.wait_for(5000) and fluentd.event_count == 5000  # the backend still got everything
     bad = shared_daemon.cli(
         "run",
         "--log-driver",
         "fluentd",
         "--log-opt",
-        f"fluentd-address={receiver.address}",
+        f"fluentd-address={fluentd.address}",
         "--log-opt",
         "cache-max-size=lots",
         "busybox",
@@ -83,11 +85,9 @@ def test_cache_options_are_honoured(shared_daemon: Daemon, receiver: ForwardRece
     assert bad.code == 125 and "invalid dual-logging cache options (cache-max-size)" in bad.err
 
 
-def test_a_disabled_cache_and_the_none_driver_give_dockers_error(
-    shared_daemon: Daemon, receiver: ForwardReceiver
-) -> None:
+def test_a_disabled_cache_and_the_none_driver_give_dockers_error(shared_daemon: Daemon, fluentd: FluentdServer) -> None:
     container_id = run_with_fluentd(
-        shared_daemon, receiver.address, "busybox", "echo", "not cached", opts=("cache-disabled=true",)
+        shared_daemon, fluentd.address, "busybox", "echo", "not cached", opts=("cache-disabled=true",)
     )
     shared_daemon.ok("wait", container_id)
     result = shared_daemon.cli("logs", container_id)
@@ -96,28 +96,25 @@ def test_a_disabled_cache_and_the_none_driver_give_dockers_error(
     assert [d["Driver"] for d in shared_daemon.inspect(container_id)["LogStats"]["Drivers"]] == ["fluentd"]
 
 
-def test_in_blocking_mode_the_cache_loses_nothing_while_fluentd_is_away(shared_daemon: Daemon) -> None:
-    receiver = ForwardReceiver()
-    receiver.start()
-    address = receiver.address
-    receiver.stop()
-    try:
-        container_id = run_with_fluentd(
-            shared_daemon,
-            address,
-            "busybox",
-            "sh",
-            "-c",
-            seq(3000),
-            opts=("fluentd-async=true", "fluentd-retry-wait=100ms"),
-        )
-        time.sleep(1.5)
-        receiver.start()
-        shared_daemon.ok("wait", container_id)
-        assert shared_daemon.ok("logs", container_id).split() == [f"seq{i}" for i in range(3000)]
-        receiver.wait_until(lambda: receiver.event_count >= 3000, what="every line at fluentd")
-    finally:
-        receiver.stop()
+def test_in_blocking_mode_the_cache_loses_nothing_while_fluentd_is_away(
+    shared_daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
+    fluentd = fluentd_factory(start=False)
+    address = fluentd.address
+    container_id = run_with_fluentd(
+        shared_daemon,
+        address,
+        "busybox",
+        "sh",
+        "-c",
+        seq(3000),
+        opts=("fluentd-async=true", "fluentd-retry-wait=100ms"),
+    )
+    time.sleep(1.5)
+    fluentd.start()
+    shared_daemon.ok("wait", container_id)
+    assert shared_daemon.ok("logs", container_id).split() == [f"seq{i}" for i in range(3000)]
+    fluentd.wait_until(lambda: fluentd.event_count >= 3000, what="every line at fluentd")
 
 
 def test_logs_of_an_awslogs_container_match_cloudwatch(tmp_path: Path, localstack: LocalStack) -> None:
