@@ -62,9 +62,11 @@ def test_records_are_dockers(shared_daemon: Daemon, fluentd: FluentdServer) -> N
 
 
 def test_a_batch_travels_in_one_forward_message(shared_daemon: Daemon, receiver: ForwardReceiver) -> None:
-    container_id = run_with_fluentd(shared_daemon, receiver.address, "busybox", "sh", "-c", lines(500))
+    # seq writes through stdio's buffer: a few large writes, so the driver gets batches of many lines.
+    container_id = run_with_fluentd(shared_daemon, receiver.address, "busybox", "seq", "500")
     shared_daemon.ok("wait", container_id)
     events = receiver.wait_for(500)
+    assert [e.record["log"] for e in events] == [str(i) for i in range(1, 501)]
     assert {e.mode for e in events} <= {"packed", "forward"} and not events[0].event_time
     assert receiver.messages < 100  # batched, not one network message per record
 
