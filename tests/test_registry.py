@@ -132,6 +132,23 @@ def test_an_image_made_with_load_is_pushed_pulled_into_a_fresh_data_root_and_run
     assert f"Status: Image is up to date for {name}" in again
 
 
+def test_a_pulled_image_pushed_elsewhere_keeps_its_id_and_a_second_push_sends_nothing(
+    plain: Registry, pusher: Daemon, puller: Daemon, base: bytes
+) -> None:
+    name, again = f"{plain.host}/roundtrip:1", f"{plain.host}/roundtrip-copy:1"
+    image_id = load_image(pusher, name, [base, tar_of(file("round", b"trip"))])
+    pusher.ok("push", name)
+    puller.ok("pull", name)
+    puller.ok("tag", name, again)
+
+    # Another repository: the registry does not lend it the blobs, so each layer's tar is rebuilt from the
+    # layer store (tar-split) and sent; a second push finds them there.
+    assert puller.ok("push", again).count("Pushed") == 2
+    assert puller.ok("push", again).count("Layer already exists") == 2
+    pusher.ok("pull", again)
+    assert pusher.inspect(again)["Id"] == image_id
+
+
 def test_pull_on_a_terminal_draws_a_bar_per_layer_in_place(
     plain: Registry, pusher: Daemon, puller: Daemon, base: bytes
 ) -> None:

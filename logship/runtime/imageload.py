@@ -51,9 +51,10 @@ import zstandard
 
 from logship.errors import InvalidParameter
 from logship.runtime.images import Image, ImageStore, config_diff_ids, go_architecture
-from logship.runtime.layers import MEDIA_TYPE_TAR, Blob, LayerApplier
+from logship.runtime.layers import Blob, LayerApplier
 from logship.runtime.reference import parse_reference, tag_reference
-from logship.runtime.tarsafe import Readable, apply_layer, decompressed, is_compressed
+from logship.runtime.tarsafe import Readable, decompressed, is_compressed
+from logship.runtime.tarsplit import apply_and_split
 
 # Called with (layer ID: the first 12 hex digits of its diff ID, bytes read so far, bytes in all).
 LayerProgress = Callable[[str, int, int], None]
@@ -265,21 +266,20 @@ class ImageArchive:
         ]
 
     def _apply_layer(
-        self, layer: ArchivedLayer, what: str, progress: LayerProgress | None, root: Path, blob: Path
-    ) -> tuple[str, Blob]:
+        self, layer: ArchivedLayer, what: str, progress: LayerProgress | None, root: Path, directory: Path
+    ) -> tuple[str, Blob | None]:
         reader = _VerifyingReader(self._read_member(layer.member), layer, progress)
-        with blob.open("xb") as copy:
-            try:
-                diff_id = apply_layer(io.BufferedReader(reader, _COPY_CHUNK), root, copy_to=copy)
-                reader.finish()
-            except InvalidParameter as err:
-                raise InvalidParameter(f"cannot load {what}: {err}") from None
+        try:
+            diff_id = apply_and_split(io.BufferedReader(reader, _COPY_CHUNK), root, directory)
+            reader.finish()
+        except InvalidParameter as err:
+            raise InvalidParameter(f"cannot load {what}: {err}") from None
         if diff_id != layer.diff_id:
             raise InvalidParameter(
                 f"cannot load {what}: its content has the digest {diff_id}, but the image config's "
                 f"rootfs.diff_ids says {layer.diff_id}; the archive is corrupt or was altered"
             )
-        return diff_id, Blob(diff_id, blob.stat().st_size, MEDIA_TYPE_TAR)
+        return diff_id, None
 
     # -- docker save -----------------------------------------------------------------------------------
 

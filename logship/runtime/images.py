@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 
 from logship.errors import Conflict, InvalidParameter, NotFound, SystemError_
 from logship.runtime.changes import apply_changes
-from logship.runtime.layers import MEDIA_TYPE_TAR, Blob, LayerApplier, LayerStore, chain_ids
+from logship.runtime.layers import Blob, LayerApplier, LayerStore, chain_ids
 from logship.runtime.reference import (
     HEX_RE,
     ID_RE,
@@ -60,7 +60,7 @@ from logship.runtime.reference import (
     parse_reference_or_id,
     tag_reference,
 )
-from logship.runtime.tarsafe import apply_layer
+from logship.runtime.tarsplit import apply_and_split
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMPORT_COMMENT = "Imported from -"  # Docker's history comment for `docker import -` without --message
@@ -529,12 +529,10 @@ def config_diff_ids(config: bytes, what: str = "the image config") -> list[str]:
 
 
 def tar_applier(stream: BinaryIO) -> LayerApplier:
-    """Applies a tar stream (plain or compressed) as a layer, keeping its uncompressed tar as the blob."""
+    """Applies a tar stream (plain or compressed) as a layer."""
 
-    def apply(rootfs: Path, blob: Path) -> tuple[str, Blob]:
-        with blob.open("xb") as copy:
-            diff_id = apply_layer(stream, rootfs, copy_to=copy)
-        return diff_id, Blob(diff_id, blob.stat().st_size, MEDIA_TYPE_TAR)
+    def apply(rootfs: Path, directory: Path) -> tuple[str, Blob | None]:
+        return apply_and_split(stream, rootfs, directory), None
 
     return apply
 

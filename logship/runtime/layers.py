@@ -6,9 +6,10 @@ layers, not one diff. Two images whose first layers are the same share those cha
 `<data_root>/images/layers/`:
 
     <chain-hex>/rootfs/       the filesystem of the whole stack: ready to be an overlay lowerdir
-    <chain-hex>/layer.json    {"diff_id", "parent" (chain ID or null), "blob": {"digest", "size", "mediaType"}}
-    <chain-hex>/blob          the layer as a registry serves it (as pulled), or its uncompressed tar (as
-                              imported or loaded): what `push` sends, so a pushed image keeps its ID
+    <chain-hex>/layer.json    {"diff_id", "parent" (chain ID or null), "blob": the {"digest", "size",
+                              "mediaType"} it was pulled as, or null}
+    <chain-hex>/tar-split.*   the layer's tar without its files' contents (`tarsplit`), from which push
+                              rebuilds the exact tar, so a pushed image keeps its ID
 
 A stack's rootfs is its parent's rootfs copied with hard links (`cp -al`: new directories, the same file
 inodes), then the layer applied on top. `tarsafe.apply_layer` removes an entry before it writes one of
@@ -42,7 +43,7 @@ from logship.runtime.reference import ID_RE
 LAYERS = "layers"
 _ROOTFS = "rootfs"
 _META = "layer.json"
-_BLOB = "blob"
+_LEGACY_BLOB = "blob"
 
 MEDIA_TYPE_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 
@@ -61,7 +62,7 @@ class Layer:
     chain_id: str
     diff_id: str
     parent: str | None
-    blob: Blob | None
+    blob: Blob | None  # what it was pulled as
     directory: Path
 
     @property
@@ -69,13 +70,15 @@ class Layer:
         return self.directory / _ROOTFS
 
     @property
-    def blob_path(self) -> Path:
-        return self.directory / _BLOB
+    def legacy_blob_path(self) -> Path:
+        """Where layers stored by the first version of this store kept their blob (pulled, or a tar)."""
+        return self.directory / _LEGACY_BLOB
 
 
-# Applies one layer into `rootfs` (which holds the layers below it already) and writes the layer's blob to
-# `blob` (a new file path); returns the diff ID it applied and what it wrote to `blob`.
-LayerApplier = Callable[[Path, Path], tuple[str, Blob]]
+# Applies one layer into `rootfs` (which holds the layers below it already), keeping its tar's skeleton in
+# the layer's directory (`tarsplit.apply_and_split`); returns the diff ID it applied and the registry blob
+# it came from, if it came from one.
+LayerApplier = Callable[[Path, Path], tuple[str, Blob | None]]
 
 
 def chain_ids(diff_ids: Sequence[str]) -> list[str]:
@@ -140,7 +143,7 @@ class LayerStore:
                 os.chmod(rootfs, 0o755)  # unless the layer's "./" entry says otherwise
             else:
                 _link_copy(self._directory(parent) / _ROOTFS, rootfs)
-            diff_id, blob = apply(rootfs, staging / _BLOB)
+            diff_id, blob = apply(rootfs, staging)
             if expected_diff_id is not None and diff_id != expected_diff_id:
                 raise InvalidParameter(
                     f"the layer's content has the digest {diff_id}, but the image config's rootfs.diff_ids "
@@ -150,7 +153,9 @@ class LayerStore:
             meta = {
                 "diff_id": diff_id,
                 "parent": parent,
-                "blob": {"digest": blob.digest, "size": blob.size, "mediaType": blob.media_type},
+                "blob": None
+                if blob is None
+                else {"digest": blob.digest, "size": blob.size, "mediaType": blob.media_type},
             }
             (staging / _META).write_text(json.dumps(meta))
             # The files were written without fsync, one by one; flush them at once before the rename

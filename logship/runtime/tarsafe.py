@@ -73,17 +73,27 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _END_OF_ARCHIVE: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
 
 
-def apply_layer(stream: BinaryIO, root: Path, copy_to: BinaryIO | None = None) -> str:
-    """Extract a tar stream (plain, gzip, bzip2, xz or zstd) into the existing directory `root`; `copy_to`, when
-    given, receives the uncompressed tar as it is read (the layer store keeps it, for push).
+class LayerObserver(Protocol):
+    """Sees a layer as it is applied (`tarsplit.TarSplitter` keeps its tar headers, for push)."""
+
+    def write(self, data: bytes, /) -> None:
+        """The uncompressed bytes, in order, as they are read."""
+
+    def member(self, member: tarfile.TarInfo, /) -> None:
+        """A member, as soon as its header is parsed (before its contents are read)."""
+
+
+def apply_layer(stream: BinaryIO, root: Path, observer: LayerObserver | None = None) -> str:
+    """Extract a tar stream (plain, gzip, bzip2, xz or zstd) into the existing directory `root`, showing it
+    to `observer` on the way.
 
     Returns the layer's diff id: "sha256:" + the digest of the whole uncompressed tar stream, as Docker
     computes it. Raises InvalidParameter naming the first member that breaks a rule (or describing why
     the stream is not a usable archive); whatever was extracted before stays in `root`, so callers
     extract into a staging directory they can throw away.
     """
-    reader = _DigestingReader(decompressed(stream), copy_to)
-    _extract(reader, _LayerWriter(root), "the image archive")
+    reader = _DigestingReader(decompressed(stream), observer)
+    _extract(reader, _LayerWriter(root), "the image archive", observer)
     # The digest covers every byte, including padding after the end-of-archive blocks.
     reader.drain()
     return reader.digest()
@@ -102,14 +112,18 @@ def apply_archive(
         raise InvalidParameter(_for_copy(str(err))) from None
 
 
-def _extract(reader: _DigestingReader, writer: _LayerWriter, what: str) -> None:
-    """Every member of the tar stream through `writer`, which is closed at the end."""
+def _extract(
+    reader: _DigestingReader, writer: _LayerWriter, what: str, observer: LayerObserver | None = None
+) -> None:
+    """Every member of the tar stream through `writer`, which is closed at the end (and to `observer`)."""
     try:
         try:
             with tarfile.open(
                 fileobj=reader, mode="r|", tarinfo=_StrictTarInfo, encoding="utf-8", errors="surrogateescape"
             ) as archive:
                 for member in archive:
+                    if observer is not None:
+                        observer.member(member)
                     writer.add(member, archive)
         except tarfile.TarError as err:
             raise InvalidParameter(f"{what} is not a valid tar stream: {err}") from None
@@ -194,11 +208,11 @@ class _Prefixed(io.RawIOBase):
 class _DigestingReader(io.RawIOBase):
     """Hands tarfile the uncompressed bytes while hashing them for the diff id."""
 
-    def __init__(self, source: Readable, copy_to: BinaryIO | None = None) -> None:
+    def __init__(self, source: Readable, observer: LayerObserver | None = None) -> None:
         super().__init__()
         self._source = source
         self._sha256 = hashlib.sha256()
-        self._copy_to = copy_to
+        self._observer = observer
 
     def readable(self) -> bool:
         return True
@@ -213,8 +227,8 @@ class _DigestingReader(io.RawIOBase):
                 "(plain, or compressed with gzip, bzip2 or xz)"
             ) from None
         self._sha256.update(data)
-        if self._copy_to is not None:
-            self._copy_to.write(data)
+        if self._observer is not None:
+            self._observer.write(data)
         return data
 
     def drain(self) -> None:

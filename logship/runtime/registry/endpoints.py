@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import os
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -115,13 +117,24 @@ def _has_ca(config: RegistryConfig, host: str) -> bool:
 
 
 def _tls_context(config: RegistryConfig, host: str, verify: bool) -> ssl.SSLContext:
+    """The context for `host`, made once while its certs.d files stay as they are (loading the system's
+    CAs costs tens of milliseconds, every pull)."""
+    directory = config.certs_dir / host
+    try:
+        files = tuple(sorted((entry.name, entry.stat().st_mtime_ns) for entry in os.scandir(directory)))
+    except OSError:
+        files = ()
+    return _cached_context(directory, host, verify, files)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_context(directory: Path, host: str, verify: bool, files: tuple[tuple[str, int], ...]) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    directory = config.certs_dir / host
-    if directory.is_dir():
+    if files:
         for ca in sorted(directory.glob("*.crt")):
             try:
                 context.load_verify_locations(cafile=str(ca))

@@ -28,6 +28,7 @@ from logship.runtime.layers import Blob, LayerApplier, chain_ids
 from logship.runtime.reference import Reference, parse_reference
 from logship.runtime.registry import manifests
 from logship.runtime.registry.auth import Credentials
+from logship.runtime.registry.blobfile import BlobFile
 from logship.runtime.registry.client import (
     MAX_CONFIG_SIZE,
     MAX_MANIFEST_SIZE,
@@ -39,7 +40,7 @@ from logship.runtime.registry.client import (
 from logship.runtime.registry.endpoints import RegistryConfig
 from logship.runtime.registry.manifests import Descriptor, Platform
 from logship.runtime.registry.session import MAX_CONCURRENT_DOWNLOADS, Progress, Report, open_repository
-from logship.runtime.tarsafe import apply_layer
+from logship.runtime.tarsplit import apply_and_split
 
 DOWNLOADS = "downloads"
 _CHUNK = 1 << 16
@@ -148,22 +149,33 @@ class Puller:
             report(Progress("Pulling fs layer", layer.short_id))
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_DOWNLOADS)
 
-        async def download(layer: Descriptor) -> Path:
-            if semaphore.locked():
-                report(Progress("Waiting", layer.short_id))
-            async with semaphore:
-                return await self._download(repository, layer, report)
+        async def download(layer: Descriptor, blob: BlobFile) -> Path:
+            try:
+                if semaphore.locked():
+                    report(Progress("Waiting", layer.short_id))
+                async with semaphore:
+                    return await self._download(repository, layer, blob, report)
+            except BaseException as err:
+                blob.fail(err if isinstance(err, Exception) else RegistryError("the pull was cancelled"))
+                raise
 
-        tasks = [asyncio.create_task(download(layer)) for layer in needed]
+        blobs = [BlobFile() for _ in needed]
+        tasks = [asyncio.create_task(download(layer, blob)) for layer, blob in zip(needed, blobs, strict=True)]
         try:
             with self.store.layers.hold(chains) as held:
                 parent = chains[first_missing - 1] if first_missing else None
-                for offset, (layer, task) in enumerate(zip(needed, tasks, strict=True)):
+                for offset, (layer, blob, task) in enumerate(zip(needed, blobs, tasks, strict=True)):
                     number = first_missing + offset
-                    path = await task
+                    # Applied while it downloads: the blob's reader ends only once it is in and verified.
                     if not await asyncio.to_thread(self.store.layers.exists, chains[number]):
-                        apply = _blob_applier(path, layer, _extract_reporter(report, layer))
-                        await asyncio.to_thread(self.store.layers.add, parent, apply, resolved.diff_ids[number], held)
+                        apply = _blob_applier(blob, layer, _extract_reporter(report, layer))
+                        try:
+                            await asyncio.to_thread(
+                                self.store.layers.add, parent, apply, resolved.diff_ids[number], held
+                            )
+                        except InvalidParameter as err:
+                            raise await _apply_error(task, layer, err) from None
+                    path = await task
                     path.unlink(missing_ok=True)
                     report(Progress("Pull complete", layer.short_id))
                     parent = chains[number]
@@ -172,24 +184,30 @@ class Puller:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for blob in blobs:
+                blob.close()
 
-    async def _download(self, repository: Repository, layer: Descriptor, report: Report) -> Path:
+    async def _download(self, repository: Repository, layer: Descriptor, blob: BlobFile, report: Report) -> Path:
         lock = self._blob_locks.setdefault(layer.digest, asyncio.Lock())
         async with lock:
             hex_part = layer.digest.partition(":")[2]
             done = self._downloads / hex_part
             if done.exists():
+                blob.attach(done, done.stat().st_size)
+                blob.finish()
                 report(Progress("Download complete", layer.short_id))
                 return done
             partial = self._downloads / f"{hex_part}.partial"
-            await _fetch_blob(repository, layer, partial, report)
+            await _fetch_blob(repository, layer, partial, blob, report)
             os.rename(partial, done)
+            blob.finish()
             report(Progress("Download complete", layer.short_id))
             return done
 
 
-async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, report: Report) -> None:
-    """Download a blob into `partial`, resuming what is there, hashing and size-checking as bytes come."""
+async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, blob: BlobFile, report: Report) -> None:
+    """Download a blob into `partial`, resuming what is there, hashing and size-checking as bytes come,
+    and telling `blob` of each byte on disk."""
     algorithm = layer.digest.partition(":")[0]
     hasher = hashlib.new(algorithm)
     offset = partial.stat().st_size if partial.exists() else 0
@@ -198,6 +216,9 @@ async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, 
         offset = 0
     if offset:
         await asyncio.to_thread(_hash_file, partial, hasher)
+    else:
+        partial.touch()
+    blob.attach(partial, offset)
     headers = {"Range": f"bytes={offset}-"} if offset else {}
     response = await repository.request("GET", f"blobs/{layer.digest}", headers)
     async with response:
@@ -207,16 +228,17 @@ async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, 
         elif offset and response.status in (200, 416):
             offset, hasher = 0, hashlib.new(algorithm)  # no ranges here: start again
             if response.status == 416:
-                partial.unlink()
-                await _fetch_blob(repository, layer, partial, report)
+                partial.write_bytes(b"")
+                await _fetch_blob(repository, layer, partial, blob, report)
                 return
         else:
             await raise_for_answer(response, "GET", f"cannot download the layer {layer.digest}")
         received = offset
         reported = 0
-        with partial.open("r+b" if offset else "wb") as out:
+        with partial.open("r+b", buffering=0) as out:
             out.seek(offset)
             out.truncate()
+            blob.grew(offset)
             async for chunk in response.content.iter_chunked(_CHUNK):
                 received += len(chunk)
                 if received > layer.size:
@@ -228,6 +250,7 @@ async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, 
                     )
                 hasher.update(chunk)
                 out.write(chunk)
+                blob.grew(received)
                 if received - reported >= _PROGRESS_STEP:
                     reported = received
                     report(Progress("Downloading", layer.short_id, received, layer.size))
@@ -244,6 +267,18 @@ async def _fetch_blob(repository: Repository, layer: Descriptor, partial: Path, 
             f"the layer {layer.digest} the registry sent has the digest {actual}: it is corrupt or was altered; "
             "nothing of it was stored"
         )
+
+
+async def _apply_error(download: asyncio.Task[Path], layer: Descriptor, error: InvalidParameter) -> LogshipError:
+    """Why a layer applied while it downloaded was refused: the download's own failure when it failed
+    (the bytes were not the blob), else the layer's fault, and then the verified blob is deleted so that
+    a second pull does not apply it again."""
+    try:
+        path = await download
+    except LogshipError as failed:
+        return failed
+    path.unlink(missing_ok=True)
+    return InvalidParameter(f"cannot apply the layer {layer.digest}: {error}")
 
 
 def _hash_file(path: Path, hasher: hashlib._Hash) -> None:
@@ -264,24 +299,19 @@ def _extract_reporter(report: Report, layer: Descriptor) -> Callable[[int], None
     return extracted
 
 
-def _blob_applier(path: Path, layer: Descriptor, progress: Callable[[int], None]) -> LayerApplier:
-    """Applies a verified downloaded blob, which then becomes the layer's blob."""
+def _blob_applier(blob: BlobFile, layer: Descriptor, progress: Callable[[int], None]) -> LayerApplier:
+    """Applies a blob as it downloads (see `blobfile`); the caller deletes the file afterwards: push
+    rebuilds the layer's tar from the layer store, and asks the registry for this blob's digest first."""
 
-    def apply(rootfs: Path, blob: Path) -> tuple[str, Blob]:
-        with path.open("rb") as source:
-            try:
-                diff_id = apply_layer(io.BufferedReader(_Counting(source, progress), _CHUNK * 16), rootfs)
-            except InvalidParameter as err:
-                path.unlink(missing_ok=True)  # verified, but not a layer: fetching it again will not help
-                raise InvalidParameter(f"cannot apply the layer {layer.digest}: {err}") from None
-        os.link(path, blob)
+    def apply(rootfs: Path, directory: Path) -> tuple[str, Blob | None]:
+        diff_id = apply_and_split(io.BufferedReader(_Counting(blob.reader(), progress), _CHUNK * 16), rootfs, directory)
         return diff_id, Blob(layer.digest, layer.size, layer.media_type)
 
     return apply
 
 
 class _Counting(io.RawIOBase):
-    def __init__(self, source: io.BufferedReader, progress: Callable[[int], None]) -> None:
+    def __init__(self, source: io.RawIOBase, progress: Callable[[int], None]) -> None:
         super().__init__()
         self._source = source
         self._progress = progress

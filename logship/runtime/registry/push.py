@@ -1,11 +1,10 @@
 """`docker push`: an image's layers and config as blobs, then a manifest under each tag.
 
-A layer is sent as its blob in the layer store: a pulled layer exactly as it was pulled (same digest, so
-a registry that has it answers the HEAD and nothing is sent), an imported or loaded one (kept as an
-uncompressed tar) compressed with gzip on the way, into a temporary file so that its digest and size are
-known before the upload. The compressed digest is remembered beside the layer (`pushed.json`), so a later
-push asks the registry for it before compressing again. The config is sent byte for byte: the image keeps
-its ID on the registry.
+A registry that has a layer already is asked first: by the digest the layer was pulled as, and by the one
+an earlier push made (remembered beside the layer, `pushed.json`); a HEAD answers and nothing is sent.
+Otherwise the layer's exact tar is rebuilt from the layer store (`tarsplit`), gzipped into a temporary file
+(so that its digest and size are known before the upload) and sent. The config is sent byte for byte: the
+image keeps its ID on the registry.
 
 The manifest is image manifest v2 schema 2, or an OCI manifest when a layer is OCI-only (zstd).
 """
@@ -17,9 +16,8 @@ import gzip
 import hashlib
 import io
 import json
-import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,6 +33,8 @@ from logship.runtime.registry.auth import Credentials
 from logship.runtime.registry.client import Repository, raise_for_answer
 from logship.runtime.registry.endpoints import RegistryConfig
 from logship.runtime.registry.session import MAX_CONCURRENT_UPLOADS, Progress, Report, open_repository
+from logship.runtime.tarsafe import decompressed
+from logship.runtime.tarsplit import has_split, layer_tar
 
 _PUSHED = "pushed.json"
 _CHUNK = 1 << 20
@@ -139,22 +139,18 @@ class Pusher:
         return manifests.digest_of(body), len(body)
 
     async def _push_layer(self, repository: Repository, layer: Layer, report: Report) -> PushedBlob:
+        """The blob the registry has for this layer already (the one it was pulled as, or the one an
+        earlier push made), else the layer's tar rebuilt from the layer store, gzipped and uploaded."""
         layer_id = _short(layer.diff_id)
-        assert layer.blob is not None
-        remembered = _remembered(layer)
-        for candidate in filter(None, (remembered, _as_pushed(layer))):
-            if candidate.media_type != MEDIA_TYPE_TAR and await _blob_exists(repository, candidate.digest):
+        for candidate in filter(None, (_remembered(layer), _as_pushed(layer))):
+            if await _blob_exists(repository, candidate.digest):
                 report(Progress("Layer already exists", layer_id))
                 return candidate
-        if layer.blob.media_type == MEDIA_TYPE_TAR:
-            with tempfile.TemporaryDirectory(dir=self._scratch, prefix="push-") as scratch:
-                compressed = Path(scratch) / "layer.tar.gz"
-                blob = await asyncio.to_thread(_gzip_file, layer.blob_path, compressed)
-                await _upload_file(repository, blob, compressed, report, layer_id)
-            await asyncio.to_thread(_remember, layer, blob)
-        else:
-            blob = PushedBlob(layer.blob.digest, layer.blob.size, layer.blob.media_type)
-            await _upload_file(repository, blob, layer.blob_path, report, layer_id)
+        with tempfile.TemporaryDirectory(dir=self._scratch, prefix="push-") as scratch:
+            compressed = Path(scratch) / "layer.tar.gz"
+            blob = await asyncio.to_thread(_compressed_layer, layer, compressed)
+            await _upload_file(repository, blob, compressed, report, layer_id)
+        await asyncio.to_thread(_remember, layer, blob)
         report(Progress("Pushed", layer_id))
         return blob
 
@@ -209,14 +205,29 @@ async def _upload_file(repository: Repository, blob: PushedBlob, path: Path, rep
         await raise_for_answer(response, "PUT", "")
 
 
-def _gzip_file(source: Path, target: Path) -> PushedBlob:
-    """gzip at level 1 (fast: the bytes go over a network anyway), mtime 0 so the same layer always
+def _compressed_layer(layer: Layer, target: Path) -> PushedBlob:
+    """The layer's tar (rebuilt by `tarsplit`, or the blob a layer of the first store version kept),
+    gzipped at level 1 (fast: the bytes go over a network anyway) with mtime 0, so the same layer always
     compresses to the same digest; hashed as written."""
-    with target.open("wb") as raw, source.open("rb") as plain:
+    if has_split(layer.directory):
+        chunks: Iterable[bytes] = layer_tar(layer.directory, layer.rootfs, layer.diff_id)
+    elif layer.legacy_blob_path.exists():
+        chunks = _legacy_tar(layer.legacy_blob_path)
+    else:
+        raise InvalidParameter(f"the layer {layer.diff_id} was stored without what push needs: pull or load it again")
+    with target.open("wb") as raw:
         hashing = _HashingWriter(raw)
         with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=1, mtime=0) as compressed:
-            shutil.copyfileobj(plain, compressed, _CHUNK)
+            for chunk in chunks:
+                compressed.write(chunk)
     return PushedBlob("sha256:" + hashing.sha256.hexdigest(), target.stat().st_size, manifests.DOCKER_LAYER_GZIP)
+
+
+def _legacy_tar(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        plain = decompressed(source)
+        while chunk := plain.read(_CHUNK):
+            yield chunk
 
 
 class _HashingWriter(io.RawIOBase):
