@@ -112,9 +112,7 @@ def apply_archive(
         raise InvalidParameter(_for_copy(str(err))) from None
 
 
-def _extract(
-    reader: _DigestingReader, writer: _LayerWriter, what: str, observer: LayerObserver | None = None
-) -> None:
+def _extract(reader: _DigestingReader, writer: _LayerWriter, what: str, observer: LayerObserver | None = None) -> None:
     """Every member of the tar stream through `writer`, which is closed at the end (and to `observer`)."""
     try:
         try:
