@@ -27,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 from logship.drivers.util.timestamps import LogsPrefix
 from logship.pipeline.info import ContainerInfo
-from logship.pipeline.message import Batch, Message
+from logship.pipeline.message import MAX_LINE_SIZE, Batch, Message
 from logship.pipeline.readconfig import ReadConfig
 
 
@@ -112,6 +112,15 @@ class SizedLogger(Protocol):
     def buffer_size(self) -> int: ...
 
 
+def line_limit(drivers: Iterable[LogDriver]) -> int:
+    """The line limit of a copier feeding `drivers`: Docker's 16 KiB, or more when one takes longer lines."""
+    limit = MAX_LINE_SIZE
+    for driver in drivers:
+        if isinstance(driver, SizedLogger) and driver.buffer_size() > limit:
+            limit = driver.buffer_size()
+    return limit
+
+
 @dataclass
 class DeliveryCounters:
     """What a driver that buffers and retries on its own knows about delivery, for `LogStats`."""
@@ -143,6 +152,14 @@ class ConfirmsDelivery(Protocol):
     once `log()` returns."""
 
     def set_delivery_listener(self, listener: Callable[[int], None]) -> None: ...
+
+
+@runtime_checkable
+class Flushes(Protocol):
+    """A driver that holds lines back to fill a batch (awslogs waits up to its flush interval) sends what it
+    holds without waiting when asked: the container's output has ended and everything was handed to it."""
+
+    def flush_soon(self) -> None: ...
 
 
 class Undelivered(Exception):

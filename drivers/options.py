@@ -11,13 +11,18 @@ from logship.drivers import registry
 from logship.errors import InvalidParameter, LogshipError
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.tagtemplate import render_tag
-from logship.units import SizeError, ram_in_bytes
+from logship.units import SizeError, go_duration_or_none, ram_in_bytes
 
 log = logging.getLogger("logship.drivers")
 
 BLOCKING = "blocking"
 NON_BLOCKING = "non-blocking"
 DEFAULT_MAX_BUFFER_SIZE = 1_000_000  # Docker's ring buffer default: 1e6 bytes of line data
+# A disk-buffered driver's budget (see logship.pipeline.diskbuffer): an outage of about an hour for a
+# container logging 150 KB/s, or a few minutes at full speed; "0" turns the disk buffer off.
+DEFAULT_BUFFER_MAX_SIZE = 512 << 20
+# How long a container's undelivered lines are kept after its end, then given up (counted as failed).
+DEFAULT_BUFFER_MAX_AGE_S = 24 * 3600.0
 
 # Options the pipeline handles for every driver; drivers never see them in validate_options.
 COMMON_OPTIONS = frozenset(
@@ -33,6 +38,8 @@ COMMON_OPTIONS = frozenset(
         "cache-env",
         "cache-env-regex",
         "cache-tag",
+        "buffer-max-size",
+        "buffer-max-age",
     }
 )
 
@@ -47,6 +54,46 @@ def mode_of(opts: Mapping[str, str]) -> str:
 def max_buffer_size_of(opts: Mapping[str, str]) -> int:
     value = opts.get("max-buffer-size")
     return ram_in_bytes(value) if value else DEFAULT_MAX_BUFFER_SIZE
+
+
+def buffer_max_size_of(opts: Mapping[str, str]) -> int:
+    """A disk-buffered driver's budget in bytes (0: no disk buffer, the driver goes in step as in Docker)."""
+    value = opts.get("buffer-max-size")
+    return ram_in_bytes(value) if value else DEFAULT_BUFFER_MAX_SIZE
+
+
+def buffer_max_age_of(opts: Mapping[str, str]) -> float:
+    """Seconds a container's undelivered lines are kept after its end (0: no limit)."""
+    value = opts.get("buffer-max-age")
+    if not value:
+        return DEFAULT_BUFFER_MAX_AGE_S
+    seconds = go_duration_or_none(value)
+    return seconds if seconds is not None else DEFAULT_BUFFER_MAX_AGE_S
+
+
+def _validate_buffer(driver: str, opts: Mapping[str, str]) -> None:
+    given = [key for key in ("buffer-max-size", "buffer-max-age") if key in opts]
+    if not given:
+        return
+    if not registry.uses_disk_buffer(driver):
+        raise InvalidParameter(
+            f"logger: {given[0]} is only supported by log drivers that ship off the host and buffer on disk "
+            f"(fluentd, awslogs, ...), not by {driver}: remove the option"
+        )
+    if "buffer-max-size" in opts:
+        try:
+            ram_in_bytes(opts["buffer-max-size"])
+        except SizeError as err:
+            raise InvalidParameter(
+                f"error parsing option buffer-max-size: {err} (a size such as 512m or 2g; 0 turns the disk buffer off)"
+            ) from None
+    if "buffer-max-age" in opts:
+        seconds = go_duration_or_none(opts["buffer-max-age"])
+        if seconds is None or seconds < 0:
+            raise InvalidParameter(
+                f"error parsing option buffer-max-age: invalid duration '{opts['buffer-max-age']}' "
+                "(a duration such as 24h or 90m; 0 keeps undelivered lines until they are delivered)"
+            )
 
 
 def validate(driver: str, opts: Mapping[str, str]) -> None:
@@ -68,6 +115,7 @@ def validate(driver: str, opts: Mapping[str, str]) -> None:
             parse_bool(opts["cache-disabled"])
         except ValueError:
             raise InvalidParameter(f"invalid value for option cache-disabled: {opts['cache-disabled']}") from None
+    _validate_buffer(driver, opts)
     from logship.drivers import cache
 
     cache.validate(opts)

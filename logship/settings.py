@@ -14,6 +14,7 @@ from typing import Any
 
 from logship import paths
 from logship.errors import InvalidParameter
+from logship.units import SizeError, ram_in_bytes
 
 LOG_LEVELS = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
 LOG_FORMATS = ("text", "json")
@@ -38,6 +39,7 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "insecure-tcp": bool,
     "insecure-registries": list,
     "registry-mirrors": list,
+    "log-buffer-total": str,
 }
 DAEMON_LOG_TARGETS = ("file", "journald")
 
@@ -75,6 +77,7 @@ class Settings:
     log_format: str = "text"
     live_restore: bool = False
     shutdown_timeout: int = 15
+    log_buffer_total: int = 0  # bytes all disk buffers together may hold (0: no daemon-wide bound)
     daemon_log: str = "file"  # or "journald" (SYSLOG_IDENTIFIER=logshipd)
     # tcp:// hosts: TLS with the daemon's certificate, and with tls_verify only clients whose certificate
     # tls_ca_cert signed (mutual TLS); plain TCP only with insecure_tcp. Unix sockets ignore all of it.
@@ -179,6 +182,7 @@ def load(flags: Flags) -> Settings:
         insecure_registries=list(file_values.get("insecure-registries", [])),
         registry_mirrors=list(file_values.get("registry-mirrors", [])),
         certs_dir=config_path.parent / "certs.d",
+        log_buffer_total=_buffer_total(file_values.get("log-buffer-total", "")),
     )
     # As in dockerd, asking to verify clients turns TLS on whatever `tls` says.
     settings.tls_verify = bool(flags.tls_verify or file_values.get("tlsverify", False))
@@ -238,6 +242,18 @@ def _validate_tcp(settings: Settings, tcp_hosts: list[paths.TcpHost]) -> None:
             "as root. Give --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY to accept only clients "
             "with a certificate signed by CA, or --insecure-tcp if you really want plain TCP"
         )
+
+
+def _buffer_total(value: str) -> int:
+    if not value:
+        return 0
+    try:
+        return ram_in_bytes(value)
+    except SizeError:
+        raise SettingsError(
+            f"invalid log-buffer-total: {value!r} (a size such as 10g: what the disk buffers of all containers "
+            "may hold together; leave it out for no daemon-wide bound)"
+        ) from None
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,6 +53,25 @@ def new_daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon whose containers (and so their logs) live on a 64 MiB tmpfs."""
+    daemon = Daemon(tmp_path / "logship")
+    containers = daemon.data_root / "containers"
+    containers.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(containers)])
+    if mounted.returncode != 0:
+        pytest.skip("needs to mount a tmpfs (root)")
+    try:
+        daemon.start()
+        daemon.import_busybox()
+        yield daemon
+    finally:
+        daemon.stop()
+        if subprocess.run(["umount", str(containers)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(containers)], check=True)
 
 
 @pytest.fixture(scope="session")

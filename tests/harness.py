@@ -7,12 +7,14 @@ leaves a process behind.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pty
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -154,6 +156,22 @@ class Daemon:
     def import_busybox(self, name: str = "busybox") -> str:
         rootfs = build_busybox_rootfs(self.root / f"rootfs-{name.replace(':', '-')}")
         return self.ok("import", str(rootfs), name).strip()
+
+    def api(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """One request to the daemon's API on its socket: status, headers, body."""
+
+        class Connection(http.client.HTTPConnection):
+            def connect(inner) -> None:
+                inner.sock = socket.socket(socket.AF_UNIX)
+                inner.sock.connect(str(self.socket))
+
+        connection = Connection("localhost")
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
 
     def daemon_log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""

@@ -6,8 +6,9 @@ import asyncio
 import os
 import random
 
-from logship.pipeline.copier import BATCH_TEXT_BYTES, LineSplitter, copy_stream
+from logship.pipeline.copier import copy_stream
 from logship.pipeline.message import MAX_LINE_SIZE, Batch, Message
+from logship.pipeline.splitter import BATCH_TEXT_BYTES, LineSplitter
 
 T1, T2, T3 = 1_000, 2_000, 3_000
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,6 @@ from tests.harness import Daemon
 
 pytestmark = pytest.mark.integration
 
-DISK_SIZE = "64m"
 LINES = 100_000
 PAD = "x" * 90  # ~100-byte lines: far more output than the router's 4 MiB queue and the pipe can hold
 FULL = "no space left to write the log"
@@ -45,25 +42,6 @@ def reported_once_each(daemon_log: str, *messages: str) -> bool:
 def numbered(count: int) -> str:
     pacing = "[ $((i % 1000)) -eq 0 ] && sleep 0.02"
     return f"i=0; while [ $i -lt {count} ]; do echo seq$i-{PAD}; i=$((i+1)); {pacing}; done; true"
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Daemon]:
-    """A daemon whose containers (and so their logs) live on a 64 MiB tmpfs."""
-    daemon = Daemon(tmp_path / "logship")
-    containers = daemon.data_root / "containers"
-    containers.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(containers)])
-    if mounted.returncode != 0:
-        pytest.skip("needs to mount a tmpfs (root)")
-    try:
-        daemon.start()
-        daemon.import_busybox()
-        yield daemon
-    finally:
-        daemon.stop()
-        if subprocess.run(["umount", str(containers)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(containers)], check=True)
 
 
 def fill(directory: Path) -> Path:

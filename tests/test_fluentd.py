@@ -204,7 +204,7 @@ def test_a_fluentd_restarted_mid_stream_is_reconnected_to_and_acks_lose_nothing(
     assert list(dict.fromkeys(e.record["log"] for e in fluentd.events)) == [f"seq{i}" for i in range(400)]
 
 
-def test_a_full_buffer_blocks_the_container_and_loses_nothing(
+def test_without_a_disk_buffer_a_full_buffer_blocks_the_container_and_loses_nothing(
     shared_daemon: Daemon, fluentd_factory: FluentdFactory
 ) -> None:
     fluentd = fluentd_factory(start=False)
@@ -216,7 +216,7 @@ def test_a_full_buffer_blocks_the_container_and_loses_nothing(
         "sh",
         "-c",
         lines(20000) + "; echo done >&2",
-        opts=("fluentd-async=true", "fluentd-buffer-limit=64k", "fluentd-retry-wait=100ms"),
+        opts=("fluentd-async=true", "fluentd-buffer-limit=64k", "fluentd-retry-wait=100ms", "buffer-max-size=0"),
     )
     time.sleep(2)
     # 20,000 records are ~4 MB: far more than the driver buffer, the router's queue and the pipe hold.
@@ -228,7 +228,9 @@ def test_a_full_buffer_blocks_the_container_and_loses_nothing(
     assert stats["LinesDropped"] == 0 and stats["Drivers"][0]["LinesFailed"] == 0
 
 
-def test_non_blocking_mode_counts_exactly_what_it_drops(shared_daemon: Daemon, fluentd_factory: FluentdFactory) -> None:
+def test_without_a_disk_buffer_non_blocking_mode_counts_exactly_what_it_drops(
+    shared_daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
     fluentd = fluentd_factory(start=False)
     address = fluentd.address
     container_id = run_with_fluentd(
@@ -244,6 +246,7 @@ def test_non_blocking_mode_counts_exactly_what_it_drops(shared_daemon: Daemon, f
             "fluentd-retry-wait=100ms",
             "mode=non-blocking",
             "max-buffer-size=64k",
+            "buffer-max-size=0",
         ),
     )
     time.sleep(2)
@@ -256,7 +259,7 @@ def test_non_blocking_mode_counts_exactly_what_it_drops(shared_daemon: Daemon, f
     assert fluentd.event_count + dropped == 20000
 
 
-def test_stop_with_a_dead_fluentd_gives_up_loudly_within_the_bound(
+def test_without_a_disk_buffer_stop_with_a_dead_fluentd_gives_up_loudly_within_the_bound(
     shared_daemon: Daemon, fluentd_factory: FluentdFactory
 ) -> None:
     fluentd = fluentd_factory()
@@ -267,7 +270,7 @@ def test_stop_with_a_dead_fluentd_gives_up_loudly_within_the_bound(
         "sh",
         "-c",
         "sleep 1; " + lines(100) + "; sleep 60",
-        opts=("fluentd-request-ack=true",),
+        opts=("fluentd-request-ack=true", "buffer-max-size=0"),
     )
     fluentd.stop()  # dies while the container runs
     time.sleep(2)
@@ -324,7 +327,7 @@ def test_a_fluentd_back_within_the_flush_bound_still_gets_what_was_buffered_at_e
         lines(1000),
         opts=("fluentd-async=true", "fluentd-request-ack=true"),
     )
-    time.sleep(3)  # the container's process has exited; its records wait in the driver's buffer
+    time.sleep(3)  # the container's process has exited; its records wait in its disk buffer
     fluentd.start()
     shared_daemon.ok("wait", container_id)
     expected = [f"seq{i}" for i in range(1000)]

@@ -4,8 +4,6 @@ container has, in `inspect`, `logship stats` and `GET /metrics`."""
 
 from __future__ import annotations
 
-import http.client
-import socket
 import subprocess
 import sys
 import time
@@ -169,16 +167,9 @@ def test_metrics_are_served_in_prometheus_text_format(shared_daemon: Daemon) -> 
     shared_daemon.ok("run", "--name", "scraped", "busybox", "sh", "-c", "echo one; echo two")
     container_id = shared_daemon.inspect("scraped")["Id"]
 
-    class Connection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.connect(str(shared_daemon.socket))
-
-    connection = Connection("localhost")
-    connection.request("GET", "/metrics")
-    response = connection.getresponse()
-    body = response.read().decode()
-    assert response.status == 200 and response.getheader("Content-Type", "").startswith("text/plain")
+    status, headers, raw = shared_daemon.api("GET", "/metrics")
+    body = raw.decode()
+    assert status == 200 and headers.get("Content-Type", "").startswith("text/plain")
     labels = f'container_id="{container_id}",container_name="scraped"'
     assert f"logship_log_lines_read_total{{{labels}}} 2.0" in body
     assert f'logship_log_lines_written_total{{{labels},driver="json-file"}} 2.0' in body

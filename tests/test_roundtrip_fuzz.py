@@ -34,10 +34,10 @@ from hypothesis import strategies as st
 
 from logship.drivers import jsonfile, local
 from logship.drivers.util.text import decode_go
-from logship.pipeline.copier import LineSplitter
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import MAX_LINE_SIZE, STDERR, STDOUT, Batch, Message
 from logship.pipeline.readconfig import ReadConfig
+from logship.pipeline.splitter import LineSplitter
 from tests.harness import Daemon
 from tests.journal import Journald
 

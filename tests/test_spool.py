@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from logship.pipeline import spool as spool_module
-from logship.pipeline.copier import LineSplitter, copy_stream
+from logship.pipeline.acknowledging import InStep, repair_log_files
+from logship.pipeline.copier import SpooledCopy
+from logship.pipeline.cursor import StreamCursor
+from logship.pipeline.ledger import Checkpoint, FileIntent, Ledger
 from logship.pipeline.message import MAX_LINE_SIZE, Batch
-from logship.pipeline.spool import Checkpoint, FileIntent, Ledger, Spool, repair_log_files
+from logship.pipeline.spool import Spool
 
 F_SETPIPE_SZ = 1031
 
@@ -76,9 +79,14 @@ async def run_daemon(
     """One daemon's life for one stream: until the recorder hangs (then it is 'killed') or the stream ends."""
     spool = Spool.fresh(directory, blocking=True) if fresh else Spool(directory, blocking=True)
     recorder = Recorder(kept, hang_after)
-    (driver,) = spool.track([recorder])
+    in_step = InStep(spool, [recorder], blocking=True)
+    (driver,) = in_step.drivers
     spool.start_run(["stdout"])
-    copying = asyncio.ensure_future(copy_stream(fd, LineSplitter("stdout"), driver.log, spool=spool.stream("stdout")))
+    spooled = spool.stream("stdout")
+    copy = SpooledCopy(
+        spooled, StreamCursor(spooled, spool.restart_point("stdout"), MAX_LINE_SIZE), in_step.to(driver.log)
+    )
+    copying = asyncio.ensure_future(copy.run(fd))
     hung = asyncio.ensure_future(recorder.hanging.wait())
     await asyncio.wait({copying, hung}, return_when=asyncio.FIRST_COMPLETED)
     if not copying.done():
@@ -125,7 +133,7 @@ def test_the_spool_keeps_only_what_a_driver_has_not_written(tmp_path: Path, monk
     async def life() -> list[str]:
         await run_daemon(tmp_path, fd, kept, None, fresh=True)
         await asyncio.get_running_loop().shutdown_default_executor()  # segments are deleted off the loop
-        return sorted(p.name for p in (tmp_path / "spool").glob("stdout.*"))
+        return sorted(p.name for p in (tmp_path / "spool").glob("stdout.*") if p.suffix[1:].isdigit())
 
     try:
         segments = asyncio.run(life())

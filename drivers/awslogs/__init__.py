@@ -14,6 +14,7 @@ from logship.pipeline.info import ContainerInfo
 from logship.pipeline.tagtemplate import render_tag
 
 name = "awslogs"
+disk_buffer = True  # ships off the host: reads the spool at its own pace (see logship.pipeline.diskbuffer)
 
 __all__ = ["AWSLogsDriver", "name", "new", "validate_options"]
 

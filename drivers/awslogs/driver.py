@@ -60,6 +60,19 @@ class AWSLogsDriver:
         loop = asyncio.get_running_loop()
         self._creator = loop.create_task(self._create(), name=f"awslogs-create-{self.container}")
         self._publisher = loop.create_task(self._publish_loop(), name=f"awslogs-{self.container}")
+        self._listener: Callable[[int], None] | None = None
+        self._flush_now = False  # flush_soon() was asked: send without waiting, until the buffer is empty
+
+    def flush_soon(self) -> None:
+        """A Flushes: send what is buffered now (the multiline event being gathered included), without
+        waiting for a batch to fill or the flush interval to pass."""
+        self._flush_now = True
+        self._wake.set()
+
+    def set_delivery_listener(self, listener: Callable[[int], None]) -> None:
+        """A ConfirmsDelivery: a line counts as delivered once CloudWatch took every event it is part of (or
+        they were given up on)."""
+        self._listener = listener
 
     def delivery_counters(self) -> DeliveryCounters:
         self.counters.buffered_bytes = self._queue.bytes
@@ -161,20 +174,21 @@ class AWSLogsDriver:
         while True:
             due = self._last_publish + self.config.flush_interval_s - time.monotonic()
             full = self._queue.events >= MAX_BATCH_EVENTS or self._queue.bytes >= MAX_BATCH_BYTES
-            full = full or not self._space.is_set()  # a writer waits for room
+            full = full or not self._space.is_set() or self._flush_now  # a writer waits for room, or flush_soon
             if not full and not self._closing.is_set() and due > 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), due)
                 continue
             out: list[Segment] = []
-            flush = self._builder.flush if self._closing.is_set() else None
+            flush = self._builder.flush if self._closing.is_set() or self._flush_now else None
             if flush is not None:
                 flush(out)
             else:
                 self._builder.flush_older_than(time.time_ns(), self.config.flush_interval_s, out)
             self._queue.extend(out)
             if not self._queue:
+                self._flush_now = False
                 self._last_publish = time.monotonic()
                 if self._closing.is_set():
                     return
@@ -216,7 +230,9 @@ class AWSLogsDriver:
             if attempt:
                 log.info("awslogs: container %s sends again after %d failed attempts", self.container, attempt)
             attempt = 0
-            self._queue.drop(count)
+            lines = self._queue.drop(count)
+            if self._listener is not None and lines:
+                self._listener(lines)
             self._last_publish = time.monotonic()
             self._space.set()
 

@@ -51,6 +51,7 @@ class Segment:
     plain: list[bytes] | None = None
     texts: list[str] | None = None
     nbytes: int = -1
+    lines: int = 0  # the container's lines its events complete (confirmed delivered once it is all sent)
 
     def __post_init__(self) -> None:
         if self.nbytes < 0:
@@ -60,9 +61,11 @@ class Segment:
         return len(self.sizes)
 
     def part(self, start: int, stop: int | None = None) -> Segment:
+        """Some of the events; the lines count goes with the part that ends the segment."""
         plain = self.plain[start:stop] if self.plain is not None else None
         texts = self.texts[start:stop] if self.texts is not None else None
-        return Segment(self.timestamp_ms, self.sizes[start:stop], plain, texts)
+        ends = stop is None or stop >= len(self.sizes)
+        return Segment(self.timestamp_ms, self.sizes[start:stop], plain, texts, lines=self.lines if ends else 0)
 
     def json(self) -> bytes:
         """The events as JSON objects separated by commas, as PutLogEvents' body lists them."""
@@ -145,9 +148,9 @@ def split_text(text: str, size: int) -> list[tuple[str, int]]:
     return pieces
 
 
-def _segment(timestamp_ms: int, texts: list[tuple[str, int]]) -> Segment:
+def _segment(timestamp_ms: int, texts: list[tuple[str, int]], lines: int) -> Segment:
     pieces = [piece for text, size in texts for piece in split_text(text, size)]
-    return Segment(timestamp_ms, [size for _, size in pieces], texts=[text for text, _ in pieces])
+    return Segment(timestamp_ms, [size for _, size in pieces], texts=[text for text, _ in pieces], lines=lines)
 
 
 @dataclass
@@ -158,6 +161,7 @@ class _Pending:
     started_ns: int
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
+    lines: int = 0
 
 
 class EventBuilder:
@@ -177,9 +181,9 @@ class EventBuilder:
             return
         if max(map(len, lines)) <= MAX_EVENT_BYTES and _is_plain(b"\n".join(lines)):
             # The common case: plain ASCII, sent as it is; no per-line work at all.
-            out.append(Segment(timestamp_ms, list(map(len, lines)), plain=lines))
+            out.append(Segment(timestamp_ms, list(map(len, lines)), plain=lines, lines=len(lines)))
         else:
-            out.append(_segment(timestamp_ms, [_text_and_size(line) for line in lines]))
+            out.append(_segment(timestamp_ms, [_text_and_size(line) for line in lines], len(lines)))
 
     def _add_multiline(self, line: bytes, timestamp_ms: int, now_ns: int, out: list[Segment]) -> None:
         assert self.multiline is not None
@@ -191,6 +195,7 @@ class EventBuilder:
         if pending is None:
             pending = self._pending = _Pending(timestamp_ms, now_ns)
         pending.parts.append(line)
+        pending.lines += 1
         if len(line) < MAX_EVENT_BYTES:
             pending.parts.append(b"\n")
         pending.size += line_size
@@ -198,7 +203,7 @@ class EventBuilder:
     def _emit(self, out: list[Segment]) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            out.append(_segment(pending.timestamp_ms, [_text_and_size(b"".join(pending.parts))]))
+            out.append(_segment(pending.timestamp_ms, [_text_and_size(b"".join(pending.parts))], pending.lines))
 
     def flush_older_than(self, now_ns: int, age_s: float, out: list[Segment]) -> None:
         if self._pending is not None and now_ns - self._pending.started_ns >= age_s * 1e9:
@@ -258,14 +263,17 @@ class EventQueue:
         chosen.sort(key=_by_time)  # stable: equal times keep their order
         return LogEvents(chosen), count
 
-    def drop(self, count: int) -> None:
-        """Remove `count` events from the head (after they were sent or given up on)."""
+    def drop(self, count: int) -> int:
+        """Remove `count` events from the head (after they were sent or given up on); the container's lines
+        whose events are now all gone."""
+        lines = 0
         while count:
             head = self._segments[0]
             if len(head) <= count:
                 self._segments.popleft()
                 taken = len(head)
                 self.bytes -= head.nbytes
+                lines += head.lines
             else:
                 taken = count
                 rest = head.part(taken)
@@ -273,6 +281,7 @@ class EventQueue:
                 self._segments[0] = rest
             self.events -= taken
             count -= taken
+        return lines
 
     def clear(self) -> None:
         self._segments.clear()

@@ -16,6 +16,7 @@ from logship.pipeline.info import ContainerInfo
 from logship.pipeline.tagtemplate import DEFAULT_TEMPLATE, render_tag
 
 name = "fluentd"
+disk_buffer = True  # ships off the host: reads the spool at its own pace (see logship.pipeline.diskbuffer)
 
 __all__ = ["FluentdDriver", "name", "new", "validate_options"]
 

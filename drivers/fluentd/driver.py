@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from logship.drivers.base import DeliveryCounters, Undelivered
@@ -67,18 +68,35 @@ class FluentdDriver:
         self.counters = DeliveryCounters()  # given-up records (fluentd-max-retries) are counters.lines_failed
         self._failing = False
         self._resending = False
+        self._listener: Callable[[int], None] | None = None
         self._sender = asyncio.get_running_loop().create_task(self._run(), name=f"fluentd-{self.container}")
+
+    def set_delivery_listener(self, listener: Callable[[int], None]) -> None:
+        """A ConfirmsDelivery: records count as delivered once acked (fluentd-request-ack) or taken by the
+        kernel, or once given up on (fluentd-max-retries)."""
+        self._listener = listener
 
     def delivery_counters(self) -> DeliveryCounters:
         self.counters.buffered_bytes = self._buffered
         return self.counters
 
     async def log(self, batch: Batch) -> None:
+        # A batch whose records would not fit the buffer is taken in parts that do: fluentd-buffer-limit
+        # bounds what is unacknowledged at any time, and so what a crash makes the disk buffer send again.
+        estimate = batch.nbytes + len(batch) * self._encoder.record_overhead
+        if estimate > self.config.buffer_limit and len(batch) > 1:
+            per_part = max(1, len(batch) * self.config.buffer_limit // estimate)
+            while len(batch) > per_part:
+                head, batch = batch.take(per_part)
+                await self._log(head)
+        await self._log(batch)
+
+    async def _log(self, batch: Batch) -> None:
         entries = self._encoder.entries(batch)
         while self._queue and self._buffered + len(entries) > self.config.buffer_limit:
             self._space.clear()
             await self._space.wait()
-        self._queue.append(_Pending(entries, len(batch.lines)))
+        self._queue.append(_Pending(entries, len(batch)))
         self._buffered += len(entries)
         self._work.set()
 
@@ -150,10 +168,14 @@ class FluentdDriver:
             raise TransportError(f"fluentd at {self.config.address} answered {reply!r} instead of ack {chunk!r}")
 
     def _release(self, taken: int) -> None:
+        records = 0
         for _ in range(taken):
             pending = self._queue.popleft()
             self._buffered -= len(pending.entries)
+            records += pending.records
         self._space.set()
+        if self._listener is not None:
+            self._listener(records)
 
     def _give_up(self, reason: str, attempts: int) -> None:
         pending = self._queue.popleft()
@@ -161,6 +183,8 @@ class FluentdDriver:
         self.counters.lines_failed += pending.records
         self._resending = False
         self._space.set()
+        if self._listener is not None:
+            self._listener(pending.records)
         log.error(
             "fluentd: gave up on %d records of container %s after %d attempts (fluentd-max-retries=%d): %s",
             pending.records,

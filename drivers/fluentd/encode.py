@@ -71,6 +71,8 @@ class RecordEncoder:
             stream: _map_header(size + 4) + fixed + _str("source") + _str(stream) + extra_bytes
             for stream in ("stdout", "stderr")
         }
+        # Bytes a record takes beyond its line (array header, time, the fixed fields, the line's header).
+        self.record_overhead = 1 + 10 + len(self._before_line["stdout"]) + 5
 
     def entries(self, batch: Batch) -> bytes:
         """The batch as a PackedForward entry stream: msgpack `[time, record]` arrays back to back."""

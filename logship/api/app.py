@@ -84,6 +84,7 @@ def make_app(backend_: Backend) -> web.Application:
     # Local imports: the route modules import this one for `backend` and the response helpers.
     from logship.api import (
         archive,
+        buffers,
         containers,
         disk,
         distribution,
@@ -109,6 +110,7 @@ def make_app(backend_: Backend) -> web.Application:
     distribution.register(app)
     networks.register(app)
     metrics.register(app)
+    buffers.register(app)
     return app
 
 

@@ -52,12 +52,47 @@ class LogStatsCollector(Collector):
         last_error = GaugeMetricFamily(
             "logship_log_last_error_timestamp_seconds", "When a driver last failed (Unix time).", labels=DRIVER
         )
+        disk = {
+            "bytes": GaugeMetricFamily(
+                "logship_log_disk_buffered_bytes",
+                "Bytes spooled that a disk-buffered driver has not taken.",
+                labels=DRIVER,
+            ),
+            "lines": GaugeMetricFamily(
+                "logship_log_disk_buffered_lines", "Lines a disk-buffered driver has not delivered.", labels=DRIVER
+            ),
+            "limit": GaugeMetricFamily(
+                "logship_log_disk_buffer_limit_bytes",
+                "A disk-buffered driver's budget (buffer-max-size).",
+                labels=DRIVER,
+            ),
+            "age": GaugeMetricFamily(
+                "logship_log_disk_oldest_undelivered_age_seconds",
+                "Age of the oldest line a disk-buffered driver has not delivered.",
+                labels=DRIVER,
+            ),
+            "rate": GaugeMetricFamily(
+                "logship_log_disk_catchup_lines_per_second",
+                "Lines a disk-buffered driver delivered per second, lately.",
+                labels=DRIVER,
+            ),
+            "pending": GaugeMetricFamily(
+                "logship_log_disk_pending",
+                "1 while a disk-buffered driver delivers after its container's end.",
+                labels=DRIVER,
+            ),
+        }
+        sources = []
         for container in self.containers.all():
-            if container.router is not None:
-                container.router.refresh_stats()
-            record = container.record
-            stats = record.log_stats
-            labels = [record.id, record.name.lstrip("/")]
+            self.containers.refresh_log_stats(container)
+            sources.append((container.record.id, container.record.name, container.record.log_stats))
+        live = {container_id for container_id, _, _ in sources}
+        for delivery in self.containers.pending.deliveries.values():
+            delivery.to_api()  # refreshes its buffers' counters
+            if delivery.container_id not in live:  # a removed container: its counters live here now
+                sources.append((delivery.container_id, delivery.info.container_name, delivery.stats))
+        for container_id, name, stats in sources:
+            labels = [container_id, name.lstrip("/")]
             read.add_metric(labels, stats.lines_read)
             read_bytes.add_metric(labels, stats.bytes_read)
             partial.add_metric(labels, stats.partial_messages)
@@ -72,6 +107,14 @@ class LogStatsCollector(Collector):
                 limit.add_metric(driver_labels, driver.buffer_limit)
                 last_write.add_metric(driver_labels, driver.last_write_ns / 1e9)
                 last_error.add_metric(driver_labels, driver.last_error_ns / 1e9)
+                if driver.disk is not None:
+                    api = driver.disk.to_api()
+                    disk["bytes"].add_metric(driver_labels, api["Bytes"])
+                    disk["lines"].add_metric(driver_labels, api["Lines"])
+                    disk["limit"].add_metric(driver_labels, api["Limit"])
+                    disk["age"].add_metric(driver_labels, api["OldestAgeSeconds"])
+                    disk["rate"].add_metric(driver_labels, api["CatchUpLinesPerSecond"])
+                    disk["pending"].add_metric(driver_labels, 1 if api["Pending"] else 0)
         yield from (
             read,
             read_bytes,
@@ -85,6 +128,7 @@ class LogStatsCollector(Collector):
             limit,
             last_write,
             last_error,
+            *disk.values(),
         )
 
 

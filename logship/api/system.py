@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from logship import API_VERSION, MIN_API_VERSION, __version__
-from logship.api.app import add_route, backend, json_response
+from logship.api.app import Backend, add_route, backend, json_response
 from logship.daemon import daemonlog
 from logship.drivers import registry
 from logship.runtime.cgroupstats import machine_memory
@@ -111,8 +111,22 @@ async def info(request: web.Request) -> web.Response:
             "LogDrivers": [
                 {"Name": source.name, "Origin": source.origin, "Error": source.error} for source in registry.sources()
             ],
+            "LogBuffers": _log_buffers(b),
         }
     )
+
+
+def _log_buffers(b: Backend) -> dict[str, Any]:
+    """The disk buffers of the whole daemon: how full, and the containers whose lines are still pending."""
+    containers = b.containers
+    pending = containers.pending.deliveries.values()
+    return {
+        "TotalLimit": containers.budget.total,
+        "Used": containers.budget.used(),
+        "Buffers": len(containers.budget.buffers),
+        "Pending": len(pending),
+        "PendingContainers": [delivery.container_id for delivery in pending],
+    }
 
 
 def _os_name() -> str:

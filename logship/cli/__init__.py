@@ -49,6 +49,7 @@ COMMAND_MODULES = {
     "logs": "logs",
     "stats": "stats",
     "system": "disk",
+    "buffer": "buffers",
     "daemon": "system",
     "info": "system",
     "version": "system",

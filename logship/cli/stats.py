@@ -17,7 +17,7 @@ import click
 
 from logship.cli.common import ago, get_client, print_table
 from logship.client import APIError, Client, path_quote
-from logship.humanize import binary_size, human_size
+from logship.humanize import binary_size, human_duration, human_size
 
 HEADERS = [
     "CONTAINER ID",
@@ -44,6 +44,8 @@ LOGGING_HEADERS = [
     "FAILED",
     "PARTIAL",
     "BUFFER",
+    "BACKLOG",
+    "CATCH-UP",
     "LAST WRITE",
     "LAST ERROR",
 ]
@@ -57,19 +59,39 @@ def _since(iso: str) -> str:
     return ago(seconds)
 
 
-def logging_rows(info: dict[str, Any]) -> list[list[str]]:
+def _backlog(disk: dict[str, Any] | None) -> tuple[str, str, str]:
+    """BUFFER, BACKLOG and CATCH-UP of a disk-buffered driver."""
+    if not disk:
+        return "-", "-", "-"
+    buffer = f"{human_size(disk['Bytes'])} / {human_size(disk['Limit'])} disk"
+    backlog = "-"
+    if disk["Lines"] or disk["Bytes"]:
+        backlog = f"{disk['Lines']} lines"
+        if disk["OldestAgeSeconds"]:
+            backlog += f", oldest {human_duration(int(disk['OldestAgeSeconds'] * 1e9))}"
+    if disk["Pending"]:
+        backlog += " (pending)" if backlog != "-" else "pending"
+    rate = disk["CatchUpLinesPerSecond"]
+    return buffer, backlog, f"{rate:.0f}/s" if rate else "-"
+
+
+def logging_rows(info: dict[str, Any], removed: bool = False) -> list[list[str]]:
+    """Per driver; `info` a container's inspect, or a pending delivery of a removed one (GET /logship/buffers)."""
     stats = info.get("LogStats") or {}
     drivers = stats.get("Drivers") or [{}]
     rows = []
     for driver in drivers:
         limit = driver.get("BufferLimit", 0)
         buffer = f"{human_size(driver.get('BufferedBytes', 0))} / {human_size(limit)}" if limit else "-"
+        backlog = catch_up = "-"
+        if driver.get("DiskBuffer"):
+            buffer, backlog, catch_up = _backlog(driver["DiskBuffer"])
         error = driver.get("LastError", "")
         rows.append(
             [
                 info["Id"][:12],
-                info["Name"].lstrip("/"),
-                driver.get("Driver", info["HostConfig"]["LogConfig"]["Type"]),
+                info["Name"].lstrip("/") + (" (removed)" if removed else ""),
+                driver.get("Driver") or info.get("Driver") or info["HostConfig"]["LogConfig"]["Type"],
                 driver.get("Mode", "-"),
                 str(stats.get("LinesRead", 0)),
                 str(driver.get("LinesWritten", 0)),
@@ -78,6 +100,8 @@ def logging_rows(info: dict[str, Any]) -> list[list[str]]:
                 str(driver.get("LinesFailed", 0)),
                 str(stats.get("PartialMessages", 0)),
                 buffer,
+                backlog,
+                catch_up,
                 _since(driver.get("LastWrite", "")),
                 (error[:40] + "…") if len(error) > 41 else (error or "-"),
             ]
@@ -182,6 +206,10 @@ class Watch:
             if sample is not None:
                 self.previous[info["Id"]] = sample
             rows.append(row(info, sample, before))
+        if logging_only and self.show_all:  # and the removed containers whose lines are still on their way
+            for delivery in self.client.json("GET", "/logship/buffers"):
+                if delivery["Removed"]:
+                    rows += logging_rows(delivery, removed=True)
         return rows, errors
 
     def prime(self) -> None:

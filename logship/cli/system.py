@@ -9,6 +9,7 @@ import click
 from logship import API_VERSION, __version__
 from logship.cli.common import get_client
 from logship.client import APIError, DaemonUnreachable
+from logship.humanize import human_size
 
 
 @click.command()
@@ -50,6 +51,12 @@ def info() -> None:
         f" Config File: {data.get('ConfigFile') or '(none, defaults)'}",
         f" Live Restore Enabled: {str(data['LiveRestoreEnabled']).lower()}",
     ]
+    buffers = data.get("LogBuffers")
+    if buffers:
+        limit = human_size(buffers["TotalLimit"]) if buffers["TotalLimit"] else "no daemon-wide limit"
+        lines.append(f" Log Disk Buffers: {buffers['Buffers']}, {human_size(buffers['Used'])} used ({limit})")
+        lines.append(f"  Pending Deliveries: {buffers['Pending']}")
+        lines += [f"   {container_id[:12]}" for container_id in buffers["PendingContainers"]]
     click.echo("\n".join(lines))
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import signal
 import time
 from collections.abc import AsyncGenerator
@@ -36,15 +35,18 @@ from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_whe
 from logship.daemon.events import CONTAINER, Events
 from logship.daemon.execs import Execs
 from logship.daemon.names import random_name
+from logship.daemon.output import Output
+from logship.daemon.pending import PendingDeliveries, remove_files
 from logship.daemon.signals import parse_signal
-from logship.drivers import options
+from logship.drivers import registry
 from logship.drivers.base import LogDriver, Run
 from logship.errors import Conflict, InvalidParameter, LogshipError, NotFound, NotModified
-from logship.pipeline.copier import LineSplitter, copy_stream
+from logship.pipeline.budget import DaemonBudget
+from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import STDERR, STDOUT, Message
 from logship.pipeline.readconfig import ReadConfig
-from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S, Router
-from logship.pipeline.spool import Spool
+from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S
+from logship.pipeline.stats import LogStats
 from logship.runtime import spawn
 from logship.runtime.images import ImageStore
 from logship.settings import Settings
@@ -59,7 +61,7 @@ class Container:
     record: ContainerRecord
     dir: Path
     process: spawn.Process | None = None
-    router: Router | None = None
+    output: Output | None = None  # its logging while its logs are open (kept between a policy's runs)
     attachments: Attachments = field(default_factory=Attachments)
     stdin: StdinPipe | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -71,7 +73,6 @@ class Container:
     exit_event: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) at each exit
     monitor: asyncio.Task[None] | None = None
     copiers: list[asyncio.Task[None]] = field(default_factory=list)
-    spool: Spool | None = None  # the output on its way to the drivers (FIFOs only); lives as long as the router
     pending_restart: asyncio.Task[None] | None = None  # a policy restart waiting out its back-off
     backoff_s: float = 0.0  # the last back-off delay; in memory only, as in dockerd
     # Docker's cancelled restart manager: the user stopped this run, so its exit is not followed by a
@@ -103,6 +104,8 @@ class ContainerManager:
         self._containers: dict[str, Container] = {}
         self._names: dict[str, str] = {}  # "/name" -> id
         self._shutting_down = False  # exits during shutdown are not restarted (dockerd: the same)
+        self.budget = DaemonBudget(settings.log_buffer_total)
+        self.pending = PendingDeliveries(self.root, self.budget, self._open_for_pending)
 
     # ---- lookup ---------------------------------------------------------------------------------
 
@@ -202,10 +205,7 @@ class ContainerManager:
             container.restart_called_off = False
             image = await asyncio.to_thread(self.images.get, record.image_id)
             # A policy restart reuses the drivers the previous run left open (see the module docstring).
-            if container.router is not None:
-                drivers = container.router.drivers
-            else:
-                drivers = await logsource.open_drivers(container)
+            drivers = [] if container.output is not None else await logsource.open_drivers(container)
             spec = spawn.ContainerSpec(
                 container_id=record.id,
                 state_dir=container.dir,
@@ -262,30 +262,21 @@ class ContainerManager:
         container.process = process
         container.process_exited = asyncio.Event()
         container.stopped = asyncio.Event()
-        router = container.router  # kept from the previous run by a policy restart
-        if router is None:
-            opts = record.log_opts
-            mode = options.mode_of(opts)
-            max_buffer = options.max_buffer_size_of(opts) if mode == options.NON_BLOCKING else 0
-            if not process.tty:  # a pty is not a pipe: its output cannot be spliced, nor replayed
-                blocking = mode != options.NON_BLOCKING
-                spool = Spool(container.dir, blocking) if restored else Spool.fresh(container.dir, blocking)
-                drivers = spool.track(drivers)
-                container.spool = spool
-            router = Router(record.id, drivers, record.log_stats, mode, max_buffer)
-            container.router = router
+        if container.output is None:  # else kept from the previous run by a policy restart
+            # A pty is not a pipe: its output cannot be spliced, nor replayed.
+            container.output = self.output_for(container, drivers, spooled=not process.tty, restored=restored)
         if process.stdin_fd is not None:
             stdin_once = bool(record.config.get("StdinOnce"))
             container.stdin = StdinPipe(process.stdin_fd, on_eof=process.close_stdin if stdin_once else None)
         container.save()
         container.started.set()
         container.monitor = asyncio.get_running_loop().create_task(
-            self._monitor(container, process, router), name=f"monitor-{record.short_id}"
+            self._monitor(container, process, container.output), name=f"monitor-{record.short_id}"
         )
 
-    async def _monitor(self, container: Container, process: spawn.Process, router: Router) -> None:
+    async def _monitor(self, container: Container, process: spawn.Process, output: Output) -> None:
         record = container.record
-        max_line = logsource.max_line(router.drivers)
+        router = output.router
 
         def count_bytes(n: int) -> None:
             record.log_stats.bytes_read += n
@@ -293,27 +284,12 @@ class ContainerManager:
         streams: list[tuple[int | None, str]] = [(process.stdout_fd, STDOUT)]
         if process.stderr_fd is not None:
             streams.append((process.stderr_fd, STDERR))
-        spool = container.spool
+        spool = output.spool
+        if spool is not None and process.output_lost:  # the fds read nothing: only what the spool already holds
+            streams = [(None, name) for _, name in streams]
+        container.copiers = copiers = output.copy(streams, container.attachments.publish, count_bytes, record.short_id)
         if spool is not None:
-            spool.start_run(name for _, name in streams)
-            if process.output_lost:  # the fds read nothing: only what the spool already holds
-                streams = [(None, name) for _, name in streams]
-        container.copiers = copiers = [
-            asyncio.create_task(
-                copy_stream(
-                    fd,
-                    LineSplitter(name, max_line),
-                    router.deliver,
-                    container.attachments.publish,
-                    count_bytes,
-                    spool=spool.stream(name) if spool is not None else None,
-                ),
-                name=f"copy-{name}-{record.short_id}",
-            )
-            for fd, name in streams
-        ]
-        if spool is not None:
-            releasing = asyncio.create_task(release_when_drained(record.short_id, process, spool, router))
+            releasing = asyncio.create_task(release_when_drained(record.short_id, process, output))
         try:
             status = await process.wait()
         except Exception as err:  # the runtime lost track of the process: record it, never stay "running"
@@ -349,9 +325,7 @@ class ContainerManager:
             # A stop may have come meanwhile.
             restarts = restarting.restarts_after_exit(self, container, status.exit_code)
         if not restarts:
-            await router.close(1.0 if router.given_up else max(1.0, flush_deadline - time.monotonic()))
-            container.router = None
-            self._drop_spool(container)
+            await self.close_output(container, 1.0 if router.given_up else max(1.0, flush_deadline - time.monotonic()))
         container.attachments.close()
         container.started.clear()
         container.stdin = None
@@ -392,20 +366,55 @@ class ContainerManager:
                 log.error("auto-removing container %s failed: %s", record.short_id, err)
 
     async def _close_drivers(self, container: Container, drivers: list[LogDriver]) -> None:
-        """Close a run's drivers: through the router that fed them if there is one (it flushes them first)."""
-        router, container.router = container.router, None
-        if router is not None:
-            await router.close()
-            self._drop_spool(container)
+        """Close a run's drivers: through the output that fed them if there is one (it flushes them first)."""
+        if container.output is not None:
+            await self.close_output(container)
         else:
             await logsource.close_all(drivers)
 
-    @staticmethod
-    def _drop_spool(container: Container) -> None:
-        """The router is closed: its drivers have written what they could, nothing is left to replay."""
-        if container.spool is not None:
-            container.spool.remove()
-            container.spool = None
+    async def close_output(self, container: Container, timeout: float = DEFAULT_FLUSH_TIMEOUT_S) -> None:
+        """The container's logs are closed: the in-step drivers flush (bounded); lines a disk-buffered driver
+        has not delivered yet go on as a pending delivery."""
+        output, container.output = container.output, None
+        if output is None:
+            return
+        left = await output.close(timeout)
+        if left and output.spool is not None:
+            record = container.record
+            self.pending.adopt(
+                logsource.container_info(container), record.log_type, record.log_stats, output.spool, left
+            )
+
+    def output_for(self, container: Container, drivers: list[LogDriver], spooled: bool, restored: bool) -> Output:
+        record = container.record
+        return Output(
+            record.id,
+            container.dir,
+            record.log_type,
+            record.log_opts,
+            record.log_stats,
+            drivers,
+            self.budget,
+            spooled,
+            restored,
+            after=self.pending.waiting_for(record.id),
+        )
+
+    async def _open_for_pending(self, info: ContainerInfo, log_type: str) -> LogDriver:
+        """The driver of a pending delivery, opened again by a restarted daemon."""
+        return await registry.get(log_type).new(info)
+
+    def refresh_log_stats(self, container: Container) -> None:
+        """Bring the figures of its drivers up to date (also those delivering after its end)."""
+        if container.output is not None:
+            container.output.refresh_stats()
+        delivery = self.pending.deliveries.get(container.id)
+        if delivery is not None:
+            delivery.refresh_stats()
+
+    def live_stats(self, container_id: str) -> LogStats | None:
+        container = self._containers.get(container_id)
+        return container.record.log_stats if container is not None else None
 
     # ---- shutdown --------------------------------------------------------------------------------
 
@@ -432,19 +441,20 @@ class ContainerManager:
             for container, result in zip(running, results, strict=True):
                 if isinstance(result, BaseException) and not isinstance(result, NotModified):
                     log.error("stopping container %s at shutdown: %s", container.record.short_id, result)
+            await self.pending.shutdown()
             return
         for container in running:
             if container.monitor is not None:
                 container.monitor.cancel()
             for task in container.copiers:
                 task.cancel()
-            if container.router is not None:
-                await container.router.close()
-            if container.spool is not None:
-                container.spool.close()  # kept on disk: the next daemon resumes from it
+            if container.output is not None:
+                await container.output.stop()  # the spool stays on disk: the next daemon resumes from it
+                container.output = None
             if container.process is not None:
                 container.process.close_fds()
             container.save()
+        await self.pending.shutdown()
 
     # ---- signals ---------------------------------------------------------------------------------
 
@@ -572,7 +582,8 @@ class ContainerManager:
         if container.removed.is_set():
             return
         record.state.status = "removing"
-        await asyncio.to_thread(shutil.rmtree, container.dir, True)
+        self.pending.container_removed(record.id)  # first: a delivery that ends from now on takes the folder along
+        await asyncio.to_thread(remove_files, container.dir, self.pending.waiting_for(record.id) is not None)
         self._containers.pop(record.id, None)
         self._names.pop(record.name, None)
         self.execs.forget_container(container)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S, Router
-from logship.pipeline.spool import Spool
+from logship.daemon.output import Output
+from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S
 from logship.runtime import spawn
 
 log = logging.getLogger("logship.containers")
@@ -19,7 +19,7 @@ DRAIN_TIMEOUT_S = 30.0
 EXIT_FLUSH_REASON = f"not written within the {DEFAULT_FLUSH_TIMEOUT_S:g}s flush bound after the container ended"
 
 
-async def release_when_drained(short_id: str, process: spawn.Process, spool: Spool, router: Router) -> None:
+async def release_when_drained(short_id: str, process: spawn.Process, output: Output) -> None:
     """Let the supervisor go once every output FIFO has reached EOF and its bytes are in the spool. Once the
     container's pid 1 is gone the pipes drain at once, unless a stuck driver holds the copiers (blocking
     mode): after the flush bound they stop waiting for it (`Router.give_up_waiting`). If a FIFO stays open
@@ -27,7 +27,8 @@ async def release_when_drained(short_id: str, process: spawn.Process, spool: Spo
     anyway, so the container does not look "running" forever."""
 
     async def input_ended() -> None:  # a task, not the bare gather: cancelling it then leaves no stray error
-        await spool.input_ended()
+        assert output.spool is not None
+        await output.spool.input_ended()
 
     drained = asyncio.ensure_future(input_ended())
     init_gone = asyncio.ensure_future(process.wait_init())
@@ -36,7 +37,7 @@ async def release_when_drained(short_id: str, process: spawn.Process, spool: Spo
         if not drained.done():
             finished, _ = await asyncio.wait({drained}, timeout=DEFAULT_FLUSH_TIMEOUT_S)
             if not finished:
-                router.give_up_waiting(EXIT_FLUSH_REASON)
+                output.router.give_up_waiting(EXIT_FLUSH_REASON)
         if not drained.done():
             try:
                 await asyncio.wait_for(asyncio.shield(drained), DRAIN_TIMEOUT_S)

@@ -169,8 +169,7 @@ def image_config(config: dict[str, Any]) -> dict[str, Any]:
 
 async def container_inspect(manager: ContainerManager, container: Container) -> dict[str, Any]:
     """The record's inspect, with what only the running daemon knows: execs, paths, the namespace."""
-    if container.router is not None:
-        container.router.refresh_stats()
+    manager.refresh_log_stats(container)
     data = container.record.to_inspect()
     directory = str(container.dir.resolve())
     for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"), ("HostsPath", "hosts")):

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from logship.daemon.container import ContainerRecord
 from logship.drivers import cache, registry
-from logship.drivers.base import LogDriver, LogReader, Run, SizedLogger, TextLogReader, as_runs
+from logship.drivers.base import LogDriver, LogReader, Run, TextLogReader, as_runs
 from logship.errors import InvalidParameter, LogshipError, NotImplementedByDriver
 from logship.pipeline.info import ContainerInfo
-from logship.pipeline.message import MAX_LINE_SIZE, Message
+from logship.pipeline.message import Message
 from logship.pipeline.readconfig import ReadConfig
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ async def _log_reader(
     record = container.record
     if record.log_type == "none":
         raise NotImplementedByDriver("configured logging driver does not support reading")
-    live = container.router
+    live = container.output.router if container.output is not None else None
     reader: LogReader | None = None
     opened: LogDriver | None = None
     if live is not None:
@@ -120,15 +120,6 @@ async def _log_reader(
             raise NotImplementedByDriver("configured logging driver does not support reading")
         reader = opened
     return reader, config, opened.close if opened is not None else None
-
-
-def max_line(drivers: list[LogDriver]) -> int:
-    """The copier's line limit: Docker's 16 KiB, or more when a driver takes longer lines."""
-    limit = MAX_LINE_SIZE
-    for driver in drivers:
-        if isinstance(driver, SizedLogger) and driver.buffer_size() > limit:
-            limit = driver.buffer_size()
-    return limit
 
 
 async def close_all(drivers: list[LogDriver]) -> None:

@@ -16,12 +16,9 @@ from typing import TYPE_CHECKING
 from logship.daemon import logsource, restarting
 from logship.daemon.container import ContainerRecord
 from logship.daemon.drain import DRAIN_TIMEOUT_S
-from logship.drivers import options
 from logship.errors import LogshipError
-from logship.pipeline.copier import LineSplitter, copy_stream
-from logship.pipeline.message import STDERR, STDOUT
-from logship.pipeline.router import Router
-from logship.pipeline.spool import Spool, has_spool, repair_log_files
+from logship.pipeline.acknowledging import repair_log_files
+from logship.pipeline.spool import has_spool
 from logship.runtime import spawn
 
 if TYPE_CHECKING:
@@ -49,7 +46,8 @@ async def load(manager: ContainerManager) -> None:
         if record.state.running:
             await restore(manager, container)
         elif has_spool(directory):
-            await replay_spool(container)
+            await replay_spool(manager, container)
+    await manager.pending.load(manager.live_stats)
     restarting.apply_at_daemon_start(manager)
 
 
@@ -73,7 +71,7 @@ async def restore(manager: ContainerManager, container: Container) -> None:
         container.save()
         log.info("container %s ended while the daemon was down (exit code %s)", record.short_id, code)
         if has_spool(container.dir):
-            await replay_spool(container)
+            await replay_spool(manager, container)
         return
     try:
         drivers = await logsource.open_drivers(container)
@@ -95,9 +93,10 @@ async def restore(manager: ContainerManager, container: Container) -> None:
         log.error("container %s: its last output is still being written", record.short_id)
 
 
-async def replay_spool(container: Container) -> None:
+async def replay_spool(manager: ContainerManager, container: Container) -> None:
     """A container that is not running but whose drivers had not written all it spooled (the daemon
-    was killed after its output ended): write the rest now."""
+    was killed after its output ended): write the rest now (what a disk-buffered driver has not delivered
+    goes on as a pending delivery)."""
     record = container.record
     for note in repair_log_files(container.dir):
         log.warning("container %s: %s; it is written again from the spool", record.short_id, note)
@@ -106,13 +105,8 @@ async def replay_spool(container: Container) -> None:
     except LogshipError as err:
         log.error("container %s: cannot open its log drivers to write its last output: %s", record.short_id, err)
         return
-    mode = options.mode_of(record.log_opts)
-    spool = Spool(container.dir, blocking=mode != options.NON_BLOCKING)
-    router = Router(record.id, spool.track(drivers), record.log_stats, mode, 0)
-    max_line = logsource.max_line(router.drivers)
-    for name in spool.start_run((STDOUT, STDERR)):
-        await copy_stream(None, LineSplitter(name, max_line), router.deliver, spool=spool.stream(name))
-    await router.close()
-    spool.remove()
+    container.output = manager.output_for(container, drivers, spooled=True, restored=True)
+    await container.output.replay()
+    await manager.close_output(container)
     container.save()
     log.info("container %s: wrote out the output it left when the daemon was killed", record.short_id)

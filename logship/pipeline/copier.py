@@ -1,200 +1,62 @@
-"""The copier: a container's stdout/stderr bytes in, batches of lines out.
+"""The copier: a container's stdout/stderr in, batches of lines out to the drivers that go in step with it.
 
-Docker's copier reads 2 KiB at a time into a 16 KiB line buffer and builds one message per line. Here a
-stream is read in large chunks and each chunk becomes batches sharing one timestamp: usually text batches
-(`Batch.of_text`, the lines still one block of bytes, at most about 256 KiB each so they stay in the CPU
-cache until written), a list of lines only when a line has to be cut. No Python object per line is made
-unless a driver asks for the list. The visible result is Docker's:
+With FIFOs (every container without a tty) the bytes go from the pipe into the spool first, by splice, and
+the copier splits them from there with its own cursor (`logship.pipeline.cursor`), so a daemon killed at
+any moment loses nothing it read. One read is processed before the next is spliced: a slow in-step
+driver makes the container wait (blocking mode), and the spool stays small. Disk-buffered drivers read
+the same spool with cursors of their own; they hold the container only through the `Gate` asked before
+each splice, once their disk budget is used up.
 
-- a line is the bytes before "\n", without it;
-- a line that does not fit the 16 KiB buffer together with its newline is cut into 16 KiB pieces that share
-  a random partial id, ordinals from 1, one timestamp (the first piece's), and `last=True` on the piece that
-  ends the line (which may be empty: 16,384 bytes then "\n" gives a full piece and an empty last piece);
-- bytes left without a newline at EOF are delivered as a non-last partial, as Docker does;
-- a half line waits for its newline (no time-based flush), as in Docker.
+A pty is not a pipe: its output cannot be spliced, nor replayed. It is read and split directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from logship.asyncfd import wait_readable
-from logship.pipeline.message import MAX_LINE_SIZE, Batch, PartialMeta
+from logship.pipeline.cursor import StreamCursor
+from logship.pipeline.ledger import Checkpoint
+from logship.pipeline.message import Batch
+from logship.pipeline.splitter import LineSplitter
+from logship.pipeline.spool import READ_SIZE, StreamSpool
 
-if TYPE_CHECKING:  # the spool reads through this module's functions: a type-only import avoids the cycle
-    from logship.pipeline.spool import StreamSpool
+log = logging.getLogger("logship.spool")
 
-READ_SIZE = 1 << 20  # one pipe's worth: the FIFOs are enlarged to 1 MiB
-# A read is handed on in batches of up to about this many bytes of text (see _text_batches): small enough
-# to stay in the CPU cache (L2) from the read to the write of the log file.
-BATCH_TEXT_BYTES = 256 << 10
-
-
-class LineSplitter:
-    """Turns one stream's chunks into batches. Pure: no I/O, time passed in, easy to test."""
-
-    def __init__(self, stream: str, max_line: int = MAX_LINE_SIZE) -> None:
-        self.stream = stream
-        self.max_line = max_line
-        self._pending = b""  # start of a line whose newline has not arrived (always < max_line)
-        self._group_id = ""  # partial id of a long line still being cut, "" when none is open
-        self._group_ordinal = 0
-        self._group_ts = 0
-
-    def feed(self, chunk: bytes, now_ns: int) -> list[Batch]:
-        batches: list[Batch] = []
-        if self._group_id:
-            data = self._pending + chunk if self._pending else chunk
-            self._pending = b""
-            chunk = self._continue_group(data, batches)
-            if self._group_id:  # the long line goes on past this chunk
-                return batches
-        pending = self._pending
-        last_newline = chunk.rfind(b"\n")
-        rest = chunk[last_newline + 1 :]
-        if last_newline < 0 and pending:
-            rest = pending + rest
-        if len(rest) < self.max_line:
-            self._pending = rest
-            if last_newline < 0:
-                return batches
-            if not _has_long_line(pending, chunk, last_newline, self.max_line):
-                batches += _text_batches(self.stream, now_ns, pending, chunk, last_newline)
-                return batches
-        # Lines of 16 KiB or more to cut, or the start of one: a list of lines with partial metadata.
-        lines = (pending + chunk[:last_newline]).split(b"\n") if last_newline >= 0 else []
-        batch = self._cut_long_lines(lines, now_ns)
-        if len(rest) >= self.max_line:  # the start of a long line: its full pieces go now
-            self._open_group(now_ns)
-            while len(rest) >= self.max_line:
-                batch.lines.append(rest[: self.max_line])
-                batch.partials[len(batch.lines) - 1] = self._next_piece(last=False)
-                batch.nbytes += self.max_line
-                rest = rest[self.max_line :]
-        self._pending = rest
-        if batch.lines:
-            batches.append(batch)
-        return batches
-
-    def finish(self, now_ns: int) -> list[Batch]:
-        """EOF: what is left without a newline goes out as a non-last piece, as Docker's copier does."""
-        if not self._pending:
-            self._group_id = ""
-            return []
-        if not self._group_id:
-            self._open_group(now_ns)
-        line, self._pending = self._pending, b""
-        batch = Batch(self.stream, self._group_ts, [line], {0: self._next_piece(last=False)})
-        self._group_id = ""
-        return [batch]
-
-    def _open_group(self, now_ns: int) -> None:
-        self._group_id = secrets.token_hex(32)
-        self._group_ordinal = 0
-        self._group_ts = now_ns
-
-    def _next_piece(self, last: bool) -> PartialMeta:
-        self._group_ordinal += 1
-        meta = PartialMeta(self._group_id, self._group_ordinal, last)
-        if last:
-            self._group_id = ""
-        return meta
-
-    def _continue_group(self, data: bytes, batches: list[Batch]) -> bytes:
-        """Cut the rest of a long line that began in an earlier chunk; returns what follows it."""
-        newline = data.find(b"\n")
-        end = newline if newline >= 0 else len(data)
-        batch = Batch(self.stream, self._group_ts, [], nbytes=0)
-        start = 0
-        while end - start >= self.max_line:
-            batch.lines.append(data[start : start + self.max_line])
-            batch.partials[len(batch.lines) - 1] = self._next_piece(last=False)
-            start += self.max_line
-        if newline >= 0:
-            batch.lines.append(data[start:newline])
-            batch.partials[len(batch.lines) - 1] = self._next_piece(last=True)
-            remainder = data[newline + 1 :]
-        else:
-            self._pending = data[start:]
-            remainder = b""
-        batch.nbytes = sum(map(len, batch.lines))
-        if batch.lines:
-            batches.append(batch)
-        return remainder
-
-    def _cut_long_lines(self, lines: list[bytes], now_ns: int) -> Batch:
-        batch = Batch(self.stream, now_ns, [], nbytes=0)
-        out = batch.lines
-        for line in lines:
-            if len(line) < self.max_line:
-                out.append(line)
-                continue
-            self._open_group(now_ns)
-            start = 0
-            while len(line) - start >= self.max_line:
-                out.append(line[start : start + self.max_line])
-                batch.partials[len(out) - 1] = self._next_piece(last=False)
-                start += self.max_line
-            out.append(line[start:])
-            batch.partials[len(out) - 1] = self._next_piece(last=True)
-        batch.nbytes = sum(map(len, out))
-        return batch
-
-
-def _has_long_line(pending: bytes, chunk: bytes, end: int, max_line: int) -> bool:
-    """Whether a line of `pending + chunk[:end]` (lines joined by newlines) has `max_line` bytes or more.
-    Hops from the last newline of each `max_line` window to the next: a few C calls per 16 KiB, no look at
-    every line. `pending` (shorter than max_line, no newline) is the start of the first line."""
-    start = -len(pending)
-    while end - start >= max_line:
-        newline = chunk.rfind(b"\n", max(start, 0), start + max_line)
-        if newline < 0:
-            return True
-        start = newline + 1
-    return False
-
-
-def _text_batches(stream: str, now_ns: int, pending: bytes, chunk: bytes, end: int) -> list[Batch]:
-    """The whole lines of `pending + chunk[:end]` as text batches (`Batch.of_text`) of up to about
-    BATCH_TEXT_BYTES each, without copying the chunk into one block with `pending` first.
-
-    One large read becomes several batches: each is encoded and written while its bytes are still in the
-    CPU cache, which costs less than half as much as handling a 1 MiB read as one block.
-    """
-    batches: list[Batch] = []
-    start = -len(pending)  # where the next batch's text starts in `chunk`; negative: in `pending`
-    while True:
-        cut = end
-        if end - start > BATCH_TEXT_BYTES:
-            limit = max(start + BATCH_TEXT_BYTES, 0)
-            cut = chunk.rfind(b"\n", max(start, 0), limit)
-            if cut < 0:  # a line longer than a batch (a driver raised the line limit): cut after it
-                cut = chunk.find(b"\n", limit, end)
-                if cut < 0:
-                    cut = end
-        text = pending + chunk[:cut] if start < 0 else chunk[start:cut]
-        batches.append(Batch.of_text(stream, now_ns, text, text.count(b"\n") + 1))
-        if cut == end:
-            return batches
-        start = cut + 1
-
+FREED_PAUSE_S = 0.05
+FULL_REPORT_INTERVAL_S = 60.0
 
 Sink = Callable[[Batch], Awaitable[None]]
+SpooledSink = Callable[[Batch, int, Checkpoint], Awaitable[None]]  # a batch, its first line, its checkpoint
 RawSink = Callable[[str, bytes], Awaitable[None]]
 
 
+class Gate(Protocol):
+    """What the copier asks before taking more from a container's pipe into the spool."""
+
+    async def before_splice(self) -> int:
+        """Wait while a disk budget is used up (blocking mode), or make room (non-blocking mode); how many
+        bytes the next splice may take."""
+
+    def bypassed(self, lines: int) -> None:
+        """Lines that went past the spool (a full disk in non-blocking mode): disk buffers never see them."""
+
+    def disk_full(self) -> bool:
+        """Non-blocking mode on a full disk: free spool space as a used-up budget would; whether any was."""
+
+
 async def copy_stream(
-    fd: int | None,
+    fd: int,
     splitter: LineSplitter,
     deliver: Sink,
     on_raw: RawSink | None = None,
     on_read: Callable[[int], None] | None = None,
-    spool: StreamSpool | None = None,
 ) -> None:
     """Read `fd` (non-blocking) until EOF, handing each chunk's batches to `deliver`.
 
@@ -202,15 +64,7 @@ async def copy_stream(
     writes block, which is the backpressure Docker users expect. `on_raw` sees the bytes as read, before
     line splitting, for attached clients. A pty master reports EIO once the container side is closed:
     that is its EOF. The fd is not closed here.
-
-    With a `spool` (FIFOs), bytes go from `fd` into the spool first and are processed from there, so a
-    daemon killed at any moment loses nothing it read (see `logship.pipeline.spool`); `fd` None then means
-    the input has already ended and only what the spool holds is processed.
     """
-    if spool is not None:
-        await spool.copy(fd, splitter, deliver, on_raw, on_read)
-        return
-    assert fd is not None, "only a spool can be processed without an fd"
     while await copy_one_read(fd, splitter, deliver, on_raw, on_read):
         pass
     for batch in splitter.finish(time.time_ns()):
@@ -244,3 +98,146 @@ async def copy_one_read(
     for batch in splitter.feed(chunk, time.time_ns()):
         await deliver(batch)
     return True
+
+
+class SpooledCopy:
+    """One stream through the spool: what a previous daemon spooled but the in-step drivers did not write
+    first, then the FIFO until EOF. `fd` None: the input has already ended (the container is gone), only
+    what the spool holds is processed."""
+
+    def __init__(
+        self,
+        spooled: StreamSpool,
+        cursor: StreamCursor,
+        deliver: SpooledSink,
+        on_raw: RawSink | None = None,
+        on_read: Callable[[int], None] | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        self.spooled = spooled
+        self.cursor = cursor
+        self.deliver = deliver
+        self.on_raw = on_raw
+        self.on_read = on_read
+        self.gate = gate
+        self._full_since = 0.0  # monotonic time the disk was found full, 0 while there is space
+        self._full_reported = False  # this time it was full was said in the daemon log
+        self._full_said_at = -FULL_REPORT_INTERVAL_S
+        self._full_unsaid = 0  # times it was full since the last report
+        self._full_pause = 0.05
+
+    async def run(self, fd: int | None) -> None:
+        spooled = self.spooled
+        if fd is None:
+            spooled.input_ended.set()
+            spooled.end_run()
+        try:
+            while True:
+                read = self.cursor.read()
+                if read is not None:
+                    chunk, deliveries = read
+                    if self.on_raw is not None and chunk:
+                        await self.on_raw(spooled.stream, chunk)
+                    spooled.lines = self.cursor.lines
+                    for batch, first_line, checkpoint in deliveries:
+                        await self.deliver(batch, first_line, checkpoint)
+                    continue
+                if fd is None or spooled.input_ended.is_set():
+                    return
+                await self._splice(fd)
+        finally:
+            self.cursor.close()
+
+    async def _splice(self, fd: int) -> None:
+        spooled = self.spooled
+        limit = READ_SIZE if self.gate is None else await self.gate.before_splice()
+        try:
+            moved = spooled.splice_from(fd, limit)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._report_full(err)
+            if spooled.spool.blocking:
+                await self._wait_for_space()
+            elif self.gate is not None and self.gate.disk_full():
+                await asyncio.sleep(FREED_PAUSE_S)  # the freed segments are deleted off the event loop
+            else:
+                await self._bypass(fd)
+            return
+        if self._full_since:
+            if self._full_reported:
+                log.warning(
+                    "space is available again for the spool of %s in %s: spooling resumed after %.1f s%s",
+                    spooled.stream,
+                    spooled.directory,
+                    time.monotonic() - self._full_since,
+                    ", none lost" if spooled.spool.blocking else "",
+                )
+            self._full_since = 0.0
+            self._full_reported = False
+        if moved < 0:
+            await wait_readable(fd)
+        elif moved == 0:
+            spooled.input_ended.set()
+            spooled.end_run()
+            spooled.spool.arrived()  # readers waiting for bytes learn that the run ended
+        elif self.on_read is not None:
+            self.on_read(moved)
+
+    def _report_full(self, err: OSError) -> None:
+        """Once per full disk, and at most once a minute: a disk buffer that frees space only to see it taken
+        again by the next reads fills it many times a minute."""
+        if self._full_since:
+            return
+        now = time.monotonic()
+        self._full_since = now
+        self._full_pause = 0.05
+        if now - self._full_said_at < FULL_REPORT_INTERVAL_S:
+            self._full_unsaid += 1
+            return
+        self._full_said_at = now
+        self._full_reported = True
+        if self.spooled.spool.blocking:
+            consequence = "the container's output waits in its pipe (the container blocks once the pipe is full)"
+        else:
+            consequence = (
+                "non-blocking mode: disk-buffered drivers give up their oldest lines to make room, and with none "
+                "left the output bypasses the spool (not crash-safe; disk-buffered drivers miss it); drops are "
+                "counted"
+            )
+        again = f" (full {self._full_unsaid} more times since the last report)" if self._full_unsaid else ""
+        self._full_unsaid = 0
+        log.error(
+            "no space left to spool the output %s in %s (%s); %s until disk space is freed on that filesystem%s",
+            self.spooled.stream,
+            self.spooled.directory,
+            os.strerror(err.errno or errno.ENOSPC),
+            consequence,
+            again,
+        )
+
+    async def _wait_for_space(self) -> None:
+        """Blocking mode with the disk full: the bytes stay in the pipe, losing nothing; retry with a growing
+        pause."""
+        await asyncio.sleep(self._full_pause)
+        self._full_pause = min(self._full_pause * 2, 1.0)
+
+    async def _bypass(self, fd: int) -> None:
+        """Non-blocking mode with the disk full: the container must never wait, so one read goes straight to
+        the in-step drivers, which drop and count what they cannot take; the disk-buffered ones count it all
+        as dropped. The spool stays consistent: these bytes are simply not in it (it had been read to its end
+        before splicing was tried)."""
+        splitter = self.cursor.splitter
+        count = 0
+
+        async def deliver(batch: Batch) -> None:
+            nonlocal count
+            count += len(batch)
+            # Not in the spool: no checkpoint moves (the in-step ledgers stay where the spool's bytes end).
+            await self.deliver(batch, -1, self.cursor.checkpoint)
+
+        if not await copy_one_read(fd, splitter, deliver, self.on_raw, self.on_read):
+            self.spooled.input_ended.set()
+            self.spooled.end_run()
+        if self.gate is not None and count:
+            self.gate.bypassed(count)

@@ -216,11 +216,7 @@ class Router:
         limit = BLOCKING_QUEUE_BYTES if self.blocking else max_buffer_size
         self._channels: list[_Channel] = []
         for driver in drivers:
-            driver_stats = next((s for s in stats.drivers if s.driver == driver.name), None)
-            if driver_stats is None:
-                driver_stats = DriverStats(driver.name, mode)
-                stats.drivers.append(driver_stats)
-            driver_stats.mode, driver_stats.buffer_limit = mode, limit
+            driver_stats = stats.for_driver(driver.name, mode, limit)
             self._channels.append(_Channel(container_id, driver, driver_stats, self.blocking, limit))
 
     @property

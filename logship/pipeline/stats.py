@@ -12,6 +12,30 @@ from typing import Any
 
 
 @dataclass
+class DiskStats:
+    """A disk-buffered driver's buffer (see `logship.pipeline.diskbuffer`)."""
+
+    limit: int = 0  # buffer-max-size
+    bytes: int = 0  # spooled, not yet taken by the driver
+    lines: int = 0  # spooled, not yet confirmed delivered
+    oldest_ns: int = 0  # read time of the oldest line not confirmed delivered (0: none)
+    catchup_lps: float = 0.0  # lines confirmed delivered per second, lately
+    pending: bool = False  # delivery goes on after the container's end
+
+    def to_api(self) -> dict[str, Any]:
+        age = max(0.0, (time.time_ns() - self.oldest_ns) / 1e9) if self.oldest_ns else 0.0
+        return {
+            "Limit": self.limit,
+            "Bytes": self.bytes,
+            "Lines": self.lines,
+            "OldestUndelivered": _iso(self.oldest_ns),
+            "OldestAgeSeconds": round(age, 3),
+            "CatchUpLinesPerSecond": round(self.catchup_lps, 1),
+            "Pending": self.pending,
+        }
+
+
+@dataclass
 class DriverStats:
     driver: str
     mode: str
@@ -27,6 +51,7 @@ class DriverStats:
     last_write_ns: int = 0
     last_error: str = ""
     last_error_ns: int = 0
+    disk: DiskStats | None = None  # a disk-buffered driver's buffer
 
     def record_written(self, lines: int, nbytes: int) -> None:
         self.lines_written += lines
@@ -52,6 +77,7 @@ class DriverStats:
             "LastWrite": _iso(self.last_write_ns),
             "LastError": self.last_error,
             "LastErrorTime": _iso(self.last_error_ns),
+            "DiskBuffer": self.disk.to_api() if self.disk is not None else None,
         }
 
 
@@ -65,6 +91,15 @@ class LogStats:
     @property
     def lines_dropped(self) -> int:
         return sum(d.lines_dropped for d in self.drivers)
+
+    def for_driver(self, name: str, mode: str, limit: int) -> DriverStats:
+        """The counters of one driver (kept across the container's runs and daemon restarts)."""
+        stats = next((s for s in self.drivers if s.driver == name), None)
+        if stats is None:
+            stats = DriverStats(name, mode)
+            self.drivers.append(stats)
+        stats.mode, stats.buffer_limit = mode, limit
+        return stats
 
     def to_api(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,162 @@
+"""A container's output while its logs are open (across the runs of a restart policy): the spool, the
+copiers that read it in step with the file drivers (json-file, local, journald, the dual-logging cache)
+behind the router, and the disk buffers of the drivers that ship off the host.
+
+    FIFOs --splice--> spool --copier--> router --> in-step drivers
+                             \\--disk buffer--> fluentd / awslogs / ... (own pace, own budget)
+
+A pty is not a pipe: a tty container has no spool, and every driver goes in step with its copier.
+The container manager builds an `Output` when a container starts (or is found running, or left output
+behind, after a daemon restart) and closes it when the container's logs are closed; disk buffers that
+have not delivered everything by then go on as a pending delivery (`logship.daemon.pending`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from logship.drivers import options, registry
+from logship.drivers.base import LogDriver, line_limit
+from logship.pipeline.acknowledging import InStep
+from logship.pipeline.budget import BufferGate, DaemonBudget
+from logship.pipeline.copier import RawSink, SpooledCopy, copy_stream
+from logship.pipeline.cursor import StreamCursor
+from logship.pipeline.diskbuffer import BufferConfig, DiskBuffer
+from logship.pipeline.message import STDERR, STDOUT
+from logship.pipeline.router import Router
+from logship.pipeline.splitter import LineSplitter
+from logship.pipeline.spool import Spool
+from logship.pipeline.stats import LogStats
+
+log = logging.getLogger("logship.containers")
+
+FINISH_GRACE_S = 0.2  # how long closing waits for disk buffers that are caught up to end on their own
+
+
+class Output:
+    def __init__(
+        self,
+        container_id: str,
+        container_dir: Path,
+        log_type: str,
+        opts: dict[str, str],
+        stats: LogStats,
+        drivers: list[LogDriver],
+        budget: DaemonBudget,
+        spooled: bool,
+        restored: bool = False,
+        after: asyncio.Event | None = None,
+        buffered: list[bool] | None = None,
+    ) -> None:
+        """`drivers`: the container's driver first, then the dual-logging cache if any. `spooled`: FIFOs
+        (no tty). `restored`: the spool a previous daemon left is resumed. `after`: an earlier delivery of
+        this container's lines the disk buffers let finish first (order). `buffered`: which drivers read
+        the spool at their own pace (by default the container's driver if it ships off the host; a
+        benchmark fans one output out to several)."""
+        self.container_id = container_id
+        mode = options.mode_of(opts)
+        blocking = mode != options.NON_BLOCKING
+        self.blocking = blocking
+        self.stats = stats
+        self.budget = budget
+        self.spool: Spool | None = None
+        self.in_step: InStep | None = None
+        self.buffers: list[DiskBuffer] = []
+        self.gate: BufferGate | None = None
+        in_step_drivers = list(drivers)
+        if spooled:
+            self.spool = Spool(container_dir, blocking) if restored else Spool.fresh(container_dir, blocking)
+            limit = options.buffer_max_size_of(opts)
+            if buffered is None:
+                buffered = [index == 0 and registry.uses_disk_buffer(log_type) for index in range(len(drivers))]
+            if limit:
+                in_step_drivers = [driver for driver, own in zip(drivers, buffered, strict=True) if not own]
+                for driver in (driver for driver, own in zip(drivers, buffered, strict=True) if own):
+                    driver_stats = stats.for_driver(driver.name, mode, limit)
+                    config = BufferConfig(limit, blocking, line_limit([driver]))
+                    self.buffers.append(DiskBuffer(container_id, self.spool, driver, driver_stats, config))
+                if self.buffers:
+                    self.gate = BufferGate(container_id, self.buffers, budget, blocking)
+            self.in_step = InStep(self.spool, in_step_drivers, blocking)
+            in_step_drivers = self.in_step.drivers
+        max_buffer = options.max_buffer_size_of(opts) if not blocking else 0
+        self.router = Router(container_id, in_step_drivers, stats, mode, max_buffer)
+        for buffer in self.buffers:
+            budget.register(buffer)
+            buffer.start(after)
+
+    @property
+    def drivers(self) -> list[LogDriver]:
+        """Every driver: the in-step ones (readers among them), then the disk-buffered ones."""
+        return [*self.router.drivers, *(buffer.driver for buffer in self.buffers)]
+
+    def refresh_stats(self) -> None:
+        self.router.refresh_stats()
+        for buffer in self.buffers:
+            buffer.refresh_stats()
+
+    def copy(
+        self,
+        streams: list[tuple[int | None, str]],
+        publish: RawSink | None,
+        count_bytes: Callable[[int], None] | None,
+        name: str,
+    ) -> list[asyncio.Task[None]]:
+        """Copier tasks for a run's streams ((fd, stream) pairs; fd None: only what the spool holds)."""
+        max_line = line_limit(self.router.drivers)
+        loop = asyncio.get_running_loop()
+        spool, in_step = self.spool, self.in_step
+        if spool is None or in_step is None:
+            return [
+                loop.create_task(
+                    copy_stream(fd, LineSplitter(stream, max_line), self.router.deliver, publish, count_bytes),
+                    name=f"copy-{stream}-{name}",
+                )
+                for fd, stream in streams
+                if fd is not None
+            ]
+        in_step.save_progress()  # a restart policy's next run resumes from the saved points
+        spool.start_run(stream for _, stream in streams)
+        deliver = in_step.to(self.router.deliver)
+        tasks = []
+        for fd, stream in streams:
+            spooled = spool.stream(stream)
+            cursor = StreamCursor(spooled, spool.restart_point(stream), max_line)
+            copy = SpooledCopy(spooled, cursor, deliver, publish, count_bytes, self.gate)
+            tasks.append(loop.create_task(copy.run(fd), name=f"copy-{stream}-{name}"))
+        return tasks
+
+    async def replay(self) -> None:
+        """What a previous daemon spooled but did not write out, the container being gone."""
+        for task in self.copy([(None, STDOUT), (None, STDERR)], None, None, self.container_id[:12]):
+            await task
+
+    async def close(self, timeout: float) -> list[DiskBuffer]:
+        """The container's logs are closed: flush the in-step drivers (bounded) and tell the disk buffers no
+        more will come. The disk buffers that are still delivering are returned (a pending delivery); the
+        spool is removed when there are none."""
+        await self.router.close(timeout)
+        for buffer in self.buffers:
+            buffer.finish()
+        if self.buffers:  # a buffer whose backend keeps up ends at once: no pending delivery for it
+            await asyncio.wait([asyncio.ensure_future(b.done.wait()) for b in self.buffers], timeout=FINISH_GRACE_S)
+        left = [buffer for buffer in self.buffers if not buffer.done.is_set()]
+        for buffer in self.buffers:
+            if buffer.done.is_set():
+                self.budget.unregister(buffer)
+        if not left and self.spool is not None:
+            self.spool.remove()
+        return left
+
+    async def stop(self) -> None:
+        """Daemon shutdown with the container left running (live restore): what was read is flushed to the
+        in-step drivers, the disk buffers stop where the backend is, and the spool stays for the next daemon."""
+        await self.router.close()
+        for buffer in self.buffers:
+            await buffer.stop()
+            self.budget.unregister(buffer)
+        if self.spool is not None:
+            self.spool.close()
