@@ -9,6 +9,7 @@ run against the real Fluentd where it is present.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -341,3 +342,24 @@ def test_a_full_disk_under_the_buffer_acts_as_a_used_up_budget(
         assert got == sorted(set(got)), "in order, each once"
         assert len(got) + driver["LinesDropped"] == count, "every line given up is counted"
         assert driver["LinesDropped"] > 0 and got[-1] == count
+
+
+def test_log_buffer_total_holds_back_the_containers_past_their_share(new_daemon: Daemon, down: ForwardReceiver) -> None:
+    new_daemon.config = {"log-buffer-total": "512k"}
+    new_daemon.start()
+    new_daemon.import_busybox()
+    opts = ("fluentd-async=true", "fluentd-buffer-limit=64k", "fluentd-retry-wait=100ms")
+    count = 400_000  # ~2.9 MB each: far past the daemon-wide total, far below each one's own budget
+    first = run_with_fluentd(new_daemon, down.address, "busybox", "sh", "-c", seq(count), opts=opts)
+    second = run_with_fluentd(new_daemon, down.address, "busybox", "sh", "-c", seq(count), opts=opts)
+    wait_until(lambda: "the daemon's disk buffers (log-buffer-total) is" in new_daemon.daemon_log(), 20, "the warning")
+    time.sleep(1)
+    held = [disk(new_daemon, c)["Bytes"] for c in (first, second)]
+    assert all(new_daemon.inspect(c)["State"]["Running"] for c in (first, second)), "both wait"
+    assert sum(held) <= (512 << 10) + 2 * ((64 << 10) + (1 << 20)), held
+    info = json.loads(new_daemon.api("GET", "/info")[2])["LogBuffers"]
+    assert info["TotalLimit"] == 512 << 10 and info["Buffers"] == 2
+    down.start()
+    for container_id in (first, second):
+        assert new_daemon.ok("wait", container_id, timeout=120).strip() == "0"
+    down.wait_until(lambda: down.event_count >= 2 * count, timeout=120, what="every line of both")

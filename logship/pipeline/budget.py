@@ -71,7 +71,8 @@ class DaemonBudget:
     def __init__(self, total: int) -> None:
         self.total = total
         self.buffers: set[DiskBuffer] = set()
-        self._summed_at = 0.0
+        self._summed_at = -_TOTAL_FRESH_S
+        self._backlogs: dict[DiskBuffer, int] = {}  # as last summed
         self._used = 0
         self._holders = 0
         self._warnings = _Warnings()
@@ -81,31 +82,44 @@ class DaemonBudget:
 
     def unregister(self, buffer: DiskBuffer) -> None:
         self.buffers.discard(buffer)
+        self._backlogs.pop(buffer, None)
 
     def used(self) -> int:
         self._sum()
         return self._used
 
     def _sum(self) -> None:
+        """Every buffer's backlog, at most every _TOTAL_FRESH_S (500 containers splice often)."""
         now = time.monotonic()
         if now - self._summed_at < _TOTAL_FRESH_S:
             return
         self._summed_at = now
-        backlogs = [buffer.backlog() for buffer in self.buffers]
-        self._used = sum(backlogs)
-        self._holders = sum(1 for backlog in backlogs if backlog)
+        self._backlogs = {buffer: buffer.backlog() for buffer in self.buffers}
+        self._used = sum(self._backlogs.values())
+        self._holders = sum(1 for backlog in self._backlogs.values() if backlog)
         self._warnings.check(self._used, self.total, "the daemon's disk buffers (log-buffer-total)")
+
+    def _used_with(self, buffer: DiskBuffer, backlog: int) -> int:
+        """The total with `buffer`'s own backlog as it is now (the others' as last summed)."""
+        self._sum()
+        return self._used - self._backlogs.get(buffer, 0) + backlog
 
     def excess(self, buffer: DiskBuffer) -> int:
         """How far `buffer` is past its share of a used-up total (0 when the total is not used up)."""
         if not self.total:
             return 0
-        self._sum()
-        if self._used <= self.total:
+        backlog = buffer.backlog()
+        used = self._used_with(buffer, backlog)
+        if used <= self.total:
             return 0
         share = self.total // max(1, self._holders)
-        backlog = buffer.backlog()
-        return max(0, min(self._used - self.total, backlog - share))
+        return max(0, min(used - self.total, backlog - share))
+
+    def room(self, buffer: DiskBuffer) -> int:
+        """What the total leaves for `buffer`'s next splice (READ_SIZE without a daemon-wide bound)."""
+        if not self.total:
+            return READ_SIZE
+        return max(0, self.total - self._used_with(buffer, buffer.backlog()))
 
 
 class BufferGate:
@@ -129,7 +143,8 @@ class BufferGate:
                 over = buffer.over_budget(self.budget.excess(buffer))
                 self._warnings[id(buffer)].check(buffer.backlog(), buffer.config.limit, self._names[id(buffer)])
                 if not over:
-                    room = min(room, max(MIN_SPLICE, buffer.config.limit - buffer.backlog()))
+                    own = buffer.config.limit - buffer.backlog()
+                    room = min(room, max(MIN_SPLICE, min(own, self.budget.room(buffer))))
                     break
                 if not self.blocking:
                     buffer.give_up_oldest(over)

@@ -78,6 +78,7 @@ class DiskBuffer:
         self.config = config
         self.ledger: Ledger = spool.ledger(driver.name)
         self.cursors: dict[str, StreamCursor] = {}
+        self._resumed: dict[str, int] = {}
         self._in_hand: dict[str, int] = {}  # the size of the read being handed to the driver, by stream
         # A read in hand counts against the budget: a small budget reads less at a time.
         self._read_size = max(MIN_READ, min(READ_SIZE, config.limit // 4))
@@ -123,6 +124,7 @@ class DiskBuffer:
         cursor = self.cursors.get(stream)
         if cursor is None:
             point = self.ledger.checkpoint(stream)
+            self._resumed[stream] = point.delivered  # lines the driver had before a restart: not sent again
             cursor = self.cursors[stream] = StreamCursor(self.spool.streams[stream], point, self.config.max_line)
         return cursor
 
@@ -177,7 +179,7 @@ class DiskBuffer:
                 self._progress.set()
 
     async def _hand(self, batch: Batch, first_line: int, checkpoint: Checkpoint, restart: Checkpoint) -> None:
-        done = self.ledger.checkpoint(batch.stream).delivered
+        done = self._resumed.get(batch.stream, 0)
         if checkpoint.delivered <= done:
             return  # resumed after a restart: the backend has every line of it
         if first_line < done:
