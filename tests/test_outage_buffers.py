@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fluentd_receiver import ForwardReceiver
+from tests.conftest import FluentdFactory
 from tests.harness import Daemon, run_with_awslogs, run_with_fluentd
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 
@@ -38,13 +38,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def test_a_minute_long_outage_of_fluentd_and_of_cloudwatch_loses_no_line(
-    tmp_path: Path, localstack: LocalStack
+    tmp_path: Path, localstack: LocalStack, fluentd_factory: FluentdFactory
 ) -> None:
     if localstack.external:
         pytest.skip("only a LocalStack started by the tests can be stopped")
-    receiver = ForwardReceiver()
-    receiver.start()
-    receiver.stop()  # fluentd is down from the start
+    receiver = fluentd_factory(start=False)  # fluentd is down from the start
     daemon = Daemon(tmp_path / "logship", extra_env=dict(CREDENTIALS))
     with daemon.started():
         localstack.stop()  # CloudWatch too
@@ -70,7 +68,7 @@ def test_a_minute_long_outage_of_fluentd_and_of_cloudwatch_loses_no_line(
         finally:
             localstack.start()
             receiver.start()
-        wait_until(lambda: receiver.event_count >= LINES, 300, "every line at fluentd")
+        receiver.wait_until(lambda: receiver.event_count >= LINES, 300, what="every line at fluentd")
         events = read_back(localstack, "outage", to_cloudwatch, LINES, timeout=300)
         got_fluentd = [int(value) for value in receiver.values("log")]
         got_cloudwatch = [int(event["message"]) for event in events]
@@ -82,4 +80,3 @@ def test_a_minute_long_outage_of_fluentd_and_of_cloudwatch_loses_no_line(
         for container_id in (to_fluentd, to_cloudwatch):
             driver = daemon.inspect(container_id)["LogStats"]["Drivers"][0]
             assert driver["LinesFailed"] == 0 and driver["LinesDropped"] == 0
-    receiver.stop()
