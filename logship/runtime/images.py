@@ -509,15 +509,21 @@ def _stored_reference(text: str) -> Reference:
     return reference.with_default_tag()
 
 
-def config_diff_ids(config: bytes, what: str = "the image config") -> list[str]:
-    """The config's rootfs.diff_ids, after checking it describes a Linux image; InvalidParameter naming
-    `what` otherwise."""
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """`data` parsed as a JSON object; InvalidParameter naming `what` otherwise."""
     try:
-        document = json.loads(config)
+        document = json.loads(data)
     except ValueError as err:
         raise InvalidParameter(f"{what} is not valid JSON: {err}") from None
     if not isinstance(document, dict):
         raise InvalidParameter(f"{what} must be a JSON object")
+    return document
+
+
+def config_diff_ids(config: bytes, what: str = "the image config") -> list[str]:
+    """The config's rootfs.diff_ids, after checking it describes a Linux image; InvalidParameter naming
+    `what` otherwise."""
+    document = json_object(config, what)
     os_name = document.get("os", "linux")
     if os_name != "linux":
         raise InvalidParameter(f"{what} is for the operating system {os_name!r}: logship runs Linux images only")

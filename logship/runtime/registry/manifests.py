@@ -8,7 +8,6 @@ fetched by tag is named by the digest of its bytes (what `RepoDigests` and `pull
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from logship.errors import InvalidParameter
 from logship.runtime import images
 from logship.runtime.imageload import LAYER_MEDIA_TYPES
-from logship.runtime.images import go_architecture
+from logship.runtime.images import go_architecture, json_object
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -100,7 +99,7 @@ def check_digest(data: bytes, expected: str, what: str) -> None:
 
 def media_type_of(body: bytes, header: str) -> str:
     """The document's own mediaType field, else the Content-Type header (registries vary)."""
-    document = _object(body, "the manifest")
+    document = json_object(body, "the manifest")
     declared = document.get("mediaType")
     if isinstance(declared, str) and declared:
         return declared
@@ -112,7 +111,7 @@ def media_type_of(body: bytes, header: str) -> str:
 
 
 def parse_index(body: bytes, source: str) -> list[Descriptor]:
-    document = _object(body, source)
+    document = json_object(body, source)
     entries = document.get("manifests")
     if not isinstance(entries, list):
         raise InvalidParameter(f"{source} has no list of manifests")
@@ -149,7 +148,7 @@ def parse_manifest(body: bytes, media_type: str, source: str) -> Manifest:
         )
     if media_type not in MANIFEST_TYPES:
         raise InvalidParameter(f"{source} has the media type {media_type!r}, which is not an image manifest")
-    document = _object(body, source)
+    document = json_object(body, source)
     if document.get("schemaVersion") != 2:
         raise InvalidParameter(f"{source} has schemaVersion {document.get('schemaVersion')!r}; 2 is expected")
     config = _descriptor(document.get("config"), f"the config of {source}")
@@ -176,16 +175,6 @@ def config_diff_ids(config: bytes, layers: int, source: str) -> list[str]:
             f"{len(diff_ids)}: the registry holds a broken image"
         )
     return diff_ids
-
-
-def _object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError as err:
-        raise InvalidParameter(f"{what} is not valid JSON: {err}") from None
-    if not isinstance(document, dict):
-        raise InvalidParameter(f"{what} must be a JSON object")
-    return document
 
 
 def _descriptor(value: Any, what: str) -> Descriptor:
