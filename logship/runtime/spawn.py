@@ -4,7 +4,7 @@ Per container, one resident process besides the container's own, and it is not P
 
     unshare --pid -- sh supervisor.sh    the supervisor (unshare execs sh): holds the output read ends,
       │                                  waits, writes `exitcode`
-      └─ python init.py                  pid 1 of the new pid namespace: sets up, then execs the command
+      └─ python init/                      pid 1 of the new pid namespace: sets up, then execs the command
            = the command                 (init replaced itself)
 
 The daemon never forks itself: it `Popen`s the supervisor (no preexec_fn). Everything it needs later
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from logship.errors import InvalidParameter
-from logship.runtime import capabilities, cgroups
+from logship.runtime import cgroups, confinement
 from logship.runtime.capabilities import validate_capabilities
 from logship.runtime.process import (
     EXIT_UNKNOWN,
@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 SUPERVISOR = Path(__file__).with_name("supervisor.sh")
-INIT = Path(__file__).with_name("init.py")
+INIT = Path(__file__).with_name("init")  # a package run by path: see init/__main__.py
 
 EXIT_RUNTIME_FAILURE = 125
 STARTUP_TIMEOUT = 60.0  # init has done nothing for this long: something is badly wrong
@@ -103,6 +103,16 @@ class ContainerSpec:
     nano_cpus: int = 0
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False  # every capability, no seccomp, no masked paths, the host's devices
+    no_new_privs: bool = True
+    seccomp: str = "default"  # "default" (Docker's profile), "unconfined", or a profile's JSON
+    user: str = ""  # name|uid[:group|gid], looked up in the image's /etc/passwd and /etc/group
+    group_add: list[str] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # binds, volumes, tmpfs: see init/mounts.py
+    readonly_rootfs: bool = False
+    ulimits: list[dict[str, Any]] = field(default_factory=list)  # [{"Name", "Soft", "Hard"}]
+    shm_size: int = 0  # bytes of /dev/shm; 0 is Docker's 64 MiB
+    init: bool = False  # tini as pid 1 (--init)
     # FIFOs only: the supervisor keeps holding the output FIFOs after the container ended until
     # `Process.release()` (the daemon calls it once it has read them to EOF). Without it a container that
     # ends while the daemon is away loses what was still in its pipes.
@@ -223,22 +233,39 @@ def _init_config(spec: ContainerSpec, state_dir: Path) -> dict[str, Any]:
     for path in (image_rootfs, state_dir):
         if _OVERLAY_UNSAFE.search(str(path)):
             raise StartError(f"path {path} contains ',', ':' or '\\', which overlay mounts cannot take")
+    argv = list(spec.argv)
+    mounts = list(spec.mounts)
     try:
-        caps = capabilities.for_container(spec.cap_add, spec.cap_drop)
         cgroups.validate_limits(cgroups.Limits(spec.memory, spec.pids_limit, spec.nano_cpus))
+        if spec.init:
+            mounts.append(confinement.init_mount(confinement.find_init()))
+            argv = [confinement.INIT_TARGET, "--", *argv]
+        confined = confinement.init_config(
+            state_dir, spec.cap_add, spec.cap_drop, spec.privileged, "unconfined" if spec.privileged else spec.seccomp
+        )
     except InvalidParameter as err:
         raise StartError(str(err)) from err
+    except OSError as err:
+        raise StartError(f"cannot prepare the container's seccomp filter in {state_dir}: {err}") from err
     return {
         "state_dir": str(state_dir),
         "image_rootfs": str(image_rootfs),
         "status_fifo": str(state_dir / STATUS_FIFO),
-        "argv": list(spec.argv),
+        "argv": argv,
         "env": list(spec.env),
         "workdir": spec.workdir,
         "hostname": hostname,
         "tty": spec.tty,
         "network": spec.network,
-        "capabilities": caps,
+        **confined,
+        "privileged": spec.privileged,
+        "no_new_privs": spec.no_new_privs,
+        "user": spec.user,
+        "group_add": list(spec.group_add),
+        "mounts": mounts,
+        "readonly_rootfs": spec.readonly_rootfs,
+        "ulimits": list(spec.ulimits),
+        "shm_size": spec.shm_size,
     }
 
 

@@ -39,9 +39,13 @@ def read_or(path: Path, default: str) -> str:
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    write_bytes_atomically(path, text.encode(), mode)
+
+
+def write_bytes_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    with open(fd, "w") as file:
-        file.write(text)
+    with open(fd, "wb") as file:
+        file.write(data)
     os.chmod(temporary, mode)  # an older leftover keeps its mode through O_CREAT
     os.replace(temporary, path)
