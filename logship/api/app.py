@@ -95,6 +95,7 @@ def make_app(backend_: Backend) -> web.Application:
         networks,
         stats,
         system,
+        volumes,
     )
 
     app = web.Application(middlewares=[errors_middleware], client_max_size=1 << 20)
@@ -111,6 +112,7 @@ def make_app(backend_: Backend) -> web.Application:
     networks.register(app)
     metrics.register(app)
     buffers.register(app)
+    volumes.register(app)
     return app
 
 

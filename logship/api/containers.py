@@ -173,7 +173,7 @@ async def top(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     container = _container(request)
-    await backend(request).containers.remove(container, query_bool(request, "force"))
+    await backend(request).containers.remove(container, query_bool(request, "force"), query_bool(request, "v"))
     return web.Response(status=204)
 
 

@@ -53,6 +53,7 @@ COMMAND_MODULES = {
     "daemon": "system",
     "info": "system",
     "version": "system",
+    "volume": "volumes",
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from logship.cli import attach as attaching
+from logship.cli import runflags
 from logship.cli.common import ago, get_client, print_table
 from logship.client import APIError, Client, path_quote
 
@@ -120,6 +121,7 @@ def create_options(f: Any) -> Any:
             help="Pull image before running.",
         ),
         click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant])."),
+        *runflags.options(),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -162,6 +164,7 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
     policy = _parse_restart(params["restart_policy"], params["auto_remove"])
     if policy is not None:
         body["HostConfig"]["RestartPolicy"] = policy
+    runflags.apply(params, body)
     return body
 
 
@@ -465,12 +468,14 @@ def kill(sig: str, containers: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL).")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container.")
 @click.argument("containers", nargs=-1, required=True)
-def rm(force: bool, containers: tuple[str, ...]) -> None:
+def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
 
     def one(client: Client, ref: str) -> None:
-        client.request("DELETE", f"/containers/{path_quote(ref)}", {"force": "1" if force else None}).read()
+        query = {"force": "1" if force else None, "v": "1" if volumes else None}
+        client.request("DELETE", f"/containers/{path_quote(ref)}", query).read()
         click.echo(ref)
 
     _each(containers, one)

@@ -97,6 +97,8 @@ class ContainerRecord:
     # disk so `unless-stopped` remembers it across daemon restarts, cleared when the user starts it.
     manually_stopped: bool = False
     log_stats: LogStats = field(default_factory=LogStats)
+    # Docker's MountPoints: inspect's "Mounts" (the capitalized keys) and what the runtime needs (logship.daemon.mounts)
+    mount_points: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def short_id(self) -> str:
@@ -129,6 +131,14 @@ class ContainerRecord:
         data["log_stats"] = LogStats.from_api(data.get("log_stats") or {})
         return cls(**data)
 
+    def public_mounts(self) -> list[dict[str, Any]]:
+        """Docker's MountPoint fields (tmpfs mounts of HostConfig.Tmpfs are not listed, as in dockerd)."""
+        return [
+            {key: value for key, value in point.items() if key[:1].isupper()}
+            for point in self.mount_points
+            if not point.get("hidden")
+        ]
+
     def to_inspect(self) -> dict[str, Any]:
         return {
             "Id": self.id,
@@ -151,7 +161,7 @@ class ContainerRecord:
             "ExecIDs": None,
             "HostConfig": inspectshape.host_config(self.host_config),
             "GraphDriver": {"Data": None, "Name": "overlay"},
-            "Mounts": [],
+            "Mounts": self.public_mounts(),
             "Config": self.config,
             "NetworkSettings": inspectshape.network_settings(self.host_config.get("NetworkMode", "none")),
             "LogStats": self.log_stats.to_api(),
@@ -174,5 +184,5 @@ class ContainerRecord:
             "Status": self.state.human_status(),
             "HostConfig": {"NetworkMode": mode},
             "NetworkSettings": {"Networks": {mode: inspectshape.endpoint(mode)}},
-            "Mounts": [],
+            "Mounts": self.public_mounts(),
         }

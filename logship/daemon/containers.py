@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logship.daemon import create, logsource, restart, restarting, restore
+from logship.daemon import create, logsource, mounts, restart, restarting, restore, runspec
 from logship.daemon.attach import Attachments, StdinPipe, Subscriber
 from logship.daemon.container import ContainerRecord
 from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_when_drained
@@ -38,6 +38,7 @@ from logship.daemon.names import random_name
 from logship.daemon.output import Output
 from logship.daemon.pending import PendingDeliveries, remove_files
 from logship.daemon.signals import parse_signal
+from logship.daemon.volumes import VolumeStore
 from logship.drivers import registry
 from logship.drivers.base import LogDriver, Run
 from logship.errors import Conflict, InvalidParameter, LogshipError, NotFound, NotModified
@@ -106,6 +107,7 @@ class ContainerManager:
         self._shutting_down = False  # exits during shutdown are not restarted (dockerd: the same)
         self.budget = DaemonBudget(settings.log_buffer_total)
         self.pending = PendingDeliveries(self.root, self.budget, self._open_for_pending)
+        self.volumes = VolumeStore(settings.data_root / "volumes", self._volume_users)
 
     # ---- lookup ---------------------------------------------------------------------------------
 
@@ -137,6 +139,9 @@ class ContainerManager:
         attributes = {**(record.config.get("Labels") or {}), "image": record.image, "name": record.name[1:], **extra}
         self.events.emit(CONTAINER, action, record.id, attributes, image=record.image)
 
+    def _volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self._containers.values() if name in mounts.volume_names(c.record.mount_points)]
+
     # ---- restore after a daemon restart --------------------------------------------------------
 
     async def load(self) -> None:
@@ -160,6 +165,7 @@ class ContainerManager:
         record = create.build_record(
             body, full_name, image_ref, image.id, image.config.get("config") or {}, self.settings, container_id
         )
+        await asyncio.to_thread(mounts.create_volumes, record.mount_points, self.volumes)
         directory = self.root / container_id
         directory.mkdir(parents=True)
         container = Container(record, directory)
@@ -184,7 +190,7 @@ class ContainerManager:
             record = container.record
             if record.host_config.get("AutoRemove") and not record.state.running and not isinstance(err, NotModified):
                 with contextlib.suppress(LogshipError):
-                    await self.remove(container, force=False)
+                    await self.remove(container, force=False, volumes=True)
             raise
 
     async def _start(self, container: Container, by_policy: bool) -> None:
@@ -206,24 +212,7 @@ class ContainerManager:
             image = await asyncio.to_thread(self.images.get, record.image_id)
             # A policy restart reuses the drivers the previous run left open (see the module docstring).
             drivers = [] if container.output is not None else await logsource.open_drivers(container)
-            spec = spawn.ContainerSpec(
-                container_id=record.id,
-                state_dir=container.dir,
-                image_rootfs=image.rootfs,
-                argv=[record.path, *record.args],
-                env=create.runtime_env(record),
-                workdir=record.config.get("WorkingDir") or "/",
-                hostname=record.config["Hostname"],
-                tty=record.tty,
-                open_stdin=bool(record.config.get("OpenStdin")),
-                network=record.host_config.get("NetworkMode") or "none",
-                memory=record.host_config.get("Memory") or 0,
-                pids_limit=record.host_config.get("PidsLimit") or 0,
-                nano_cpus=record.host_config.get("NanoCpus") or 0,
-                cap_add=list(record.host_config.get("CapAdd") or []),
-                cap_drop=list(record.host_config.get("CapDrop") or []),
-                hold_output=True,  # until the copiers have spooled it all: see _release_when_drained
-            )
+            spec = runspec.container_spec(record, container.dir, image.rootfs)
             try:
                 process = await spawn.start(spec)
             except spawn.StartError as err:
@@ -361,7 +350,7 @@ class ContainerManager:
             restarting.schedule_restart(self, container, container.backoff_s)
         elif record.host_config.get("AutoRemove") and not container.manual_restart:
             try:
-                await self.remove(container, force=False)
+                await self.remove(container, force=False, volumes=True)
             except LogshipError as err:
                 log.error("auto-removing container %s failed: %s", record.short_id, err)
 
@@ -568,7 +557,8 @@ class ContainerManager:
         event, container.exit_event = container.exit_event, asyncio.Event()
         event.set()
 
-    async def remove(self, container: Container, force: bool) -> None:
+    async def remove(self, container: Container, force: bool, volumes: bool = False) -> None:
+        """`volumes` (rm -v, and --rm): its anonymous volumes go too; named volumes always stay."""
         record = container.record
         if record.state.running or record.state.restarting:
             if not force:
@@ -591,6 +581,12 @@ class ContainerManager:
         self._signal_exit(container)
         log.info("removed container %s %s", record.short_id, record.name)
         self.event(container, "destroy")
+        if volumes:
+            for name in mounts.volume_names(record.mount_points, anonymous_only=True):
+                try:
+                    await asyncio.to_thread(self.volumes.remove, name)
+                except LogshipError as err:  # in use by another container: it stays, as in dockerd
+                    log.warning("kept volume %s of removed container %s: %s", name, record.short_id, err)
 
     # ---- attach and logs -------------------------------------------------------------------------
 

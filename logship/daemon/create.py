@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from logship.daemon import restart
+from logship.daemon import mounts, restart, security
 from logship.daemon.container import ContainerRecord
 from logship.daemon.signals import parse_signal
 from logship.drivers import options
@@ -111,13 +111,9 @@ def log_config(body_log_config: dict[str, Any] | None, settings: Settings) -> di
 # Docker create fields logship does not implement, with what users call them: a request that sets one is
 # refused (400) rather than silently run without it.
 UNSUPPORTED_HOST_CONFIG = {
-    "Binds": "-v/--volume",
-    "Mounts": "--mount",
     "VolumesFrom": "--volumes-from",
-    "Tmpfs": "--tmpfs",
     "PortBindings": "-p/--publish",
     "PublishAllPorts": "-P/--publish-all",
-    "Privileged": "--privileged",
     "Devices": "--device",
     "DeviceRequests": "--gpus",
     "Links": "--link",
@@ -130,10 +126,7 @@ UNSUPPORTED_HOST_CONFIG = {
     "UTSMode": "--uts",
     "UsernsMode": "--userns",
     "CgroupnsMode": "--cgroupns",
-    "ReadonlyRootfs": "--read-only",
-    "SecurityOpt": "--security-opt",
     "Sysctls": "--sysctl",
-    "Ulimits": "--ulimit",
     "Runtime": "--runtime",
     "CgroupParent": "--cgroup-parent",
     "CpuShares": "-c/--cpu-shares",
@@ -144,17 +137,13 @@ UNSUPPORTED_HOST_CONFIG = {
     "BlkioWeight": "--blkio-weight",
     "MemoryReservation": "--memory-reservation",
     "OomKillDisable": "--oom-kill-disable",
-    "ShmSize": "--shm-size",
-    "GroupAdd": "--group-add",
 }
 UNSUPPORTED_CONFIG = {
     "ExposedPorts": "--expose",
-    "Volumes": "-v/--volume",
     "Healthcheck": "--health-cmd",
 }
 # Values the docker CLI and docker-py send when an option is not used.
 _UNSET: tuple[object, ...] = (None, "", 0, False, [], {}, "default", "private", "host-default", "shareable", -1)
-_ROOT_USERS = ("", "0", "root", "0:0", "root:root")
 
 
 def check_supported(body: dict[str, Any], host_config: dict[str, Any]) -> None:
@@ -166,8 +155,6 @@ def check_supported(body: dict[str, Any], host_config: dict[str, Any]) -> None:
         for key, flag in fields.items():
             if section.get(key) not in _UNSET:
                 raise InvalidParameter(f"{flag} ({section_name}.{key}) is not supported by logship")
-    if (body.get("User") or "") not in _ROOT_USERS:
-        raise InvalidParameter("-u/--user (Config.User) is not supported by logship: containers run as root")
 
 
 def restart_policy(host_config: dict[str, Any]) -> restart.Policy:
@@ -228,6 +215,10 @@ def build_record(
 
     validate_capabilities(cap_add, cap_drop)
 
+    mount_points = mounts.parse_all(host_config, body.get("Volumes"), (image_config.get("Volumes") or {}).keys())
+    confining = security.security_host_config(host_config, _strings(host_config, "SecurityOpt") or [])
+    user = security.check_user(_string(body, "User"))
+
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
         raise InvalidParameter("invalid Labels: expected an object of strings")
@@ -245,7 +236,7 @@ def build_record(
     config = {
         "Hostname": hostname or container_id[:12],
         "Domainname": domainname,
-        "User": "",
+        "User": user,
         "AttachStdin": bool(body.get("AttachStdin")),
         "AttachStdout": bool(body.get("AttachStdout")),
         "AttachStderr": bool(body.get("AttachStderr")),
@@ -255,7 +246,7 @@ def build_record(
         "Env": env,
         "Cmd": cmd or None,
         "Image": image_ref,
-        "Volumes": None,
+        "Volumes": body.get("Volumes") or None,
         "WorkingDir": working_dir,
         "Entrypoint": entrypoint or None,
         "OnBuild": None,
@@ -274,8 +265,10 @@ def build_record(
         "CapDrop": cap_drop or None,
         "AutoRemove": bool(host_config.get("AutoRemove")),
         "RestartPolicy": policy.to_api(),
-        "Privileged": False,
-        "ReadonlyRootfs": False,
+        "Binds": host_config.get("Binds") or None,
+        "Mounts": host_config.get("Mounts") or None,
+        "Tmpfs": host_config.get("Tmpfs") or None,
+        **confining,
     }
     container_dir = settings.data_root / "containers" / container_id
     return ContainerRecord(
@@ -290,12 +283,14 @@ def build_record(
         host_config=normalized_host_config,
         # Docker shows LogPath for json-file only (the local driver's files are deliberately not exposed).
         log_path=str(container_dir / f"{container_id}-json.log") if logging_config["Type"] == "json-file" else "",
+        mount_points=mount_points,
     )
 
 
 def runtime_env(record: ContainerRecord) -> list[str]:
-    """The environment the command starts with: Docker adds PATH, HOSTNAME, TERM (with a tty) and HOME."""
-    return _base_env(record, list(record.config.get("Env") or []), record.tty, home="/root")
+    """The environment the command starts with: Docker adds PATH, HOSTNAME and TERM (with a tty). HOME, when
+    nobody set it, comes from the user's entry in the container's /etc/passwd (init, as runc does)."""
+    return _base_env(record, list(record.config.get("Env") or []), record.tty, home="")
 
 
 def exec_env(record: ContainerRecord, extra: list[str], tty: bool) -> list[str]:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from logship.errors import LogshipError
 from logship.runtime.images import _import_container_config as import_container_config
-from logship.runtime.init import MASKED_PATHS, READONLY_PATHS
+from logship.runtime.init.rootfs import MASKED_PATHS, READONLY_PATHS
 
 if TYPE_CHECKING:
     from logship.daemon.containers import Container, ContainerManager
 
-SHM_SIZE = 64 * 1024 * 1024  # the /dev/shm every container gets (runtime/init.py), dockerd's default
+SHM_SIZE = 64 * 1024 * 1024  # the /dev/shm every container gets (runtime/init/rootfs.py), dockerd's default
 
 # HostConfig in dockerd's order, as it sends it for a container created without options.
 HOST_CONFIG_ZERO: dict[str, Any] = {
