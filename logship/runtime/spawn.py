@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 SUPERVISOR = Path(__file__).with_name("supervisor.sh")
-INIT = Path(__file__).with_name("init")  # a package run by path: see init/__main__.py
+INIT = Path(__file__).with_name("init") / "__main__.py"  # the init package, run by path
 
 EXIT_RUNTIME_FAILURE = 125
 STARTUP_TIMEOUT = 60.0  # init has done nothing for this long: something is badly wrong

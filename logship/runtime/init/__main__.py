@@ -1,14 +1,15 @@
-"""Entry point when the supervisor runs this directory: `python -I -S .../logship/runtime/init ...`.
+"""Entry point: the supervisor runs this file, `python -I -S .../logship/runtime/init/__main__.py ...`
+(a file rather than the directory, which would cost runpy's imports at every start).
 
-Isolated mode puts only this directory on sys.path; the directory that holds the `logship` package
-replaces it, so the modules import as `logship.runtime.init.*` (no site-packages, nothing else).
+Isolated mode puts neither this directory nor site-packages on sys.path; the directory that holds the
+`logship` package goes first, so the modules import as `logship.runtime.init.*`, and nothing else.
 """
 
 import os
 import sys
 
-sys.path[0] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
-from logship.runtime.init.main import main  # noqa: E402
+from logship.runtime.init.main import main
 
 main(sys.argv)

@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from logship.runtime.init.errors import InitError
 
 MAX_ID = 2147483647
 
 
-@dataclass
 class Identity:
-    uid: int
-    gid: int
-    groups: list[int]
-    home: str
+    def __init__(self, uid: int, gid: int, groups: list[int], home: str) -> None:
+        self.uid, self.gid, self.groups, self.home = uid, gid, groups, home
 
 
 def _entries(path: str) -> list[list[str]]:

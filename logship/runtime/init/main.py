@@ -165,9 +165,9 @@ def setup_and_exec(config: dict[str, Any], supervisor_pid: int, status: Status) 
         bring_loopback_up()
     tty_path = terminal_path() if config["tty"] else None
     setup = rootfs.RootSetup(
-        shm_size=int(config.get("shm_size") or rootfs.RootSetup.shm_size),
-        privileged=bool(config.get("privileged")),
-        mounts=[mounts.Mount.from_json(item) for item in config.get("mounts") or []],
+        int(config.get("shm_size") or 0),
+        bool(config.get("privileged")),
+        [mounts.Mount(item) for item in config.get("mounts") or []],
     )
     mounts.open_sources(setup.mounts)  # in our mount namespace, before the host's tree is out of reach
     if setup.privileged:

@@ -15,9 +15,7 @@ A volume mounted for the first time while empty gets a copy of what the image ha
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-from dataclasses import dataclass
 from typing import Any
 
 from logship.runtime.init.errors import InitError
@@ -33,30 +31,19 @@ O_PATH = 0o10000000
 MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
 
-@dataclass
 class Mount:
-    """One entry of init.json's "mounts", in the order to mount them (parents before children)."""
+    """One entry of init.json's "mounts", in the order to mount them (parents before children). A plain
+    class: dataclasses would cost init's every start a few milliseconds of imports."""
 
-    type: str  # bind | volume | tmpfs
-    target: str
-    source: str = ""  # host path (bind, volume)
-    readonly: bool = False
-    flags: int = 0  # tmpfs mount flags
-    data: str = ""  # tmpfs options (size=, mode=)
-    copy_up: bool = False  # volume: fill it from the image when empty
-    source_fd: int = -1  # opened before pivot_root
-
-    @classmethod
-    def from_json(cls, item: dict[str, Any]) -> Mount:
-        return cls(
-            type=item["type"],
-            target=item["target"],
-            source=item.get("source", ""),
-            readonly=bool(item.get("readonly")),
-            flags=int(item.get("flags", 0)),
-            data=item.get("data", ""),
-            copy_up=bool(item.get("copy_up")),
-        )
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.type: str = item["type"]  # bind | volume | tmpfs
+        self.target: str = item["target"]
+        self.source: str = item.get("source", "")  # host path (bind, volume)
+        self.readonly = bool(item.get("readonly"))
+        self.flags = int(item.get("flags", 0))  # tmpfs mount flags
+        self.data: str = item.get("data", "")  # tmpfs options (size=, mode=)
+        self.copy_up = bool(item.get("copy_up"))  # volume: fill it from the image when empty
+        self.source_fd = -1  # opened before pivot_root
 
 
 def open_sources(mounts: list[Mount]) -> None:
@@ -214,7 +201,7 @@ def _copy_tree(source: str, destination: str) -> None:
             os.mkdir(target, 0o700)
             _copy_tree(entry.path, target)
         elif stat.S_ISREG(info.st_mode):
-            shutil.copyfile(entry.path, target, follow_symlinks=False)
+            _copy_file(entry.path, target)
         elif stat.S_ISFIFO(info.st_mode):
             os.mkfifo(target, 0o600)
         else:
@@ -223,6 +210,12 @@ def _copy_tree(source: str, destination: str) -> None:
         if not stat.S_ISLNK(info.st_mode):
             os.chmod(target, stat.S_IMODE(info.st_mode))
         os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+
+
+def _copy_file(source: str, target: str) -> None:
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        while chunk := reader.read(1 << 20):
+            writer.write(chunk)
 
 
 def make_root_readonly() -> None:

@@ -9,9 +9,7 @@ but under a random name in the fresh /dev that the image cannot point a symlink 
 from __future__ import annotations
 
 import os
-import secrets
 import stat
-from dataclasses import dataclass, field
 
 from logship.runtime.init import mounts
 from logship.runtime.init.command import go_error
@@ -68,14 +66,16 @@ ETC_FILES = ("hostname", "hosts", "resolv.conf")  # written by the daemon in the
 PRIVILEGED_SKIP = ("pts", "shm", "mqueue", "console", "ptmx", "tty", "fd", "stdin", "stdout", "stderr", "core")
 
 
-@dataclass
 class RootSetup:
     """What of the root depends on the container's configuration."""
 
-    shm_size: int = 64 * 1024 * 1024
-    privileged: bool = False
-    mounts: list[mounts.Mount] = field(default_factory=list)
-    devices: list[tuple[str, int, int, int, int]] = field(default_factory=list)  # path, mode, rdev, uid, gid
+    DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+
+    def __init__(self, shm_size: int, privileged: bool, user_mounts: list[mounts.Mount]) -> None:
+        self.shm_size = shm_size or self.DEFAULT_SHM_SIZE
+        self.privileged = privileged
+        self.mounts = user_mounts
+        self.devices: list[tuple[str, int, int, int, int]] = []  # path, mode, rdev, uid, gid (--privileged)
 
 
 def mount_root(state_dir: str, image_rootfs: str) -> str:
@@ -97,7 +97,7 @@ def prepare_dev(root: str) -> str:
         raise InitError("the image's /dev is not a directory; logship mounts a fresh /dev there")
     os.makedirs(dev, mode=0o755, exist_ok=True)
     mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
-    old_root = os.path.join(dev, ".oldroot-" + secrets.token_hex(8))
+    old_root = os.path.join(dev, ".oldroot-" + os.urandom(8).hex())
     os.mkdir(old_root, 0o700)
     return "/dev/" + os.path.basename(old_root)
 
