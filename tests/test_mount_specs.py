@@ -62,6 +62,7 @@ def test_a_bind_and_a_named_volume_look_as_in_dockerd_inspect() -> None:
         ("a/b:/x", "If you intended to pass a host directory, use absolute path"),
         ("/x:ro", "invalid volume specification: '/x:ro'"),
         ("/a:/b:rshared", "bind propagation 'rshared' is not supported by logship"),
+        ("/a:/proc/sys", '"/proc/sys" cannot be mounted because it is inside /proc'),
     ],
 )
 def test_bad_binds_get_dockerds_messages(raw: str, message: str) -> None:

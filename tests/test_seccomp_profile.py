@@ -10,26 +10,9 @@ import platform
 import pytest
 
 from logship.errors import InvalidParameter
-from logship.runtime import seccomp
+from logship.runtime import capabilities, seccomp
 
-DEFAULT_CAPS = frozenset(
-    {
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    }
-)
+DEFAULT_CAPS = frozenset(capabilities.DEFAULT_CAPABILITIES)
 
 
 def default_profile() -> dict[str, object]:

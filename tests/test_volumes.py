@@ -138,6 +138,7 @@ def test_a_symlink_in_the_image_cannot_take_a_mount_target_outside_the_container
     (rootfs / "deep").mkdir()
     os.symlink("../../../../../../../../" + str(escape) + "-deep", rootfs / "deep" / "x")
     os.symlink("/proc/self/root" + str(escape) + "-magic", rootfs / "magic")
+    os.symlink("/proc/sys/kernel", rootfs / "kernel")
     image = "evil" + secrets.token_hex(3)
     shared_daemon.ok("import", str(rootfs), image)
     source = tmp_path / "src"
@@ -151,8 +152,9 @@ def test_a_symlink_in_the_image_cannot_take_a_mount_target_outside_the_container
     assert (source / "file").read_text() == "in\n"
     for suffix in ("", "-logs", "-deep", "-magic"):
         assert not Path(f"{escape}{suffix}").exists()
-    # /proc/self/root is followed as the text "/" inside the container, not as the kernel's magic link.
-    shared_daemon.ok("run", "--rm", "--tmpfs", "/magic", image, "true")
+    for link in ("/magic", "/kernel"):  # through /proc (a magic link, or the kernel's files): refused, as runc
+        into_proc = shared_daemon.cli("run", "--rm", "--tmpfs", link, image, "true")
+        assert into_proc.code == 125 and f'"{link}" cannot be mounted because it is inside /proc' in into_proc.err
     assert not Path(f"{escape}-magic").exists()
     shared_daemon.ok("volume", "rm", "vol-evil")
 

@@ -18,25 +18,10 @@ from typing import Any
 
 import click
 
+from logship import ulimits
 from logship.units import SizeError, ram_in_bytes
 
-ULIMIT_NAMES = (
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-)
+ULIMIT_NAMES = ulimits.NAMES
 
 
 def options() -> list[Any]:

@@ -103,7 +103,10 @@ def _check_target(mount_type: str, target: str) -> str:
         raise _config_error(mount_type, f"invalid mount path: '{target}' mount path must be absolute")
     if "\0" in target:
         raise _config_error(mount_type, "the target holds a NUL byte")
-    return posixpath.normpath(target)
+    clean = posixpath.normpath(target)
+    if clean == "/proc" or clean.startswith("/proc/"):
+        raise _config_error(mount_type, f'"{clean}" cannot be mounted because it is inside /proc')
+    return clean
 
 
 def _check_propagation(mount_type: str, propagation: str) -> str:

@@ -17,26 +17,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from logship import ulimits
 from logship.errors import InvalidParameter
 from logship.runtime.seccomp import check_profile
 
-ULIMIT_NAMES = (
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-)
+ULIMIT_NAMES = ulimits.NAMES
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # dockerd's, shown in inspect when none was asked for
 _USER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$")
 

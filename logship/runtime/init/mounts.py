@@ -110,6 +110,8 @@ def open_target(target: str, directory: bool) -> int:
             os.close(current)
             current = fd
             done.append(part)
+            if done == ["proc"]:  # runc's rule (CVE-2019-16884): /proc is the kernel's, not a mount point
+                raise InitError(f'"{target}" cannot be mounted because it is inside /proc')
         return current
     except BaseException:
         os.close(current)
