@@ -19,7 +19,7 @@ def _percent(part: int, whole: int) -> str:
 
 @click.group("system")
 def system_group() -> None:
-    """Disk usage of the daemon's images and containers."""
+    """Disk usage of the daemon's images, containers and volumes."""
 
 
 @system_group.command("df")
@@ -37,6 +37,9 @@ def df(verbose: bool) -> None:
     running = [c for c in containers if c["State"] in ("running", "restarting")]
     container_size = sum(c["SizeRw"] for c in containers)
     idle_size = sum(c["SizeRw"] for c in containers if c not in running)
+    volumes = usage.get("Volumes") or []
+    volume_size = sum(v["UsageData"]["Size"] for v in volumes)
+    unused_volume_size = sum(v["UsageData"]["Size"] for v in volumes if v["UsageData"]["RefCount"] == 0)
     print_table(
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
         [
@@ -54,7 +57,13 @@ def df(verbose: bool) -> None:
                 human_size(container_size),
                 _percent(idle_size, container_size),
             ],
-            ["Local Volumes", "0", "0", "0B", "0B"],
+            [
+                "Local Volumes",
+                str(len(volumes)),
+                str(sum(1 for v in volumes if v["UsageData"]["RefCount"] > 0)),
+                human_size(volume_size),
+                _percent(unused_volume_size, volume_size),
+            ],
             ["Build Cache", "0", "0", "0B", "0B"],
         ],
     )

@@ -295,7 +295,7 @@ def runtime_env(record: ContainerRecord) -> list[str]:
 
 def exec_env(record: ContainerRecord, extra: list[str], tty: bool) -> list[str]:
     """An exec's environment: the container's, then the exec's own entries (`exec -e`), TERM with the exec's
-    tty. HOME, when nobody set it, comes from the exec's user in the container (see runtime/execinit.py)."""
+    tty. HOME, when nobody set it, comes from the exec's user in the container (runtime/execinit.py)."""
     return _base_env(record, merge_env(list(record.config.get("Env") or []), extra), tty, home="")
 
 

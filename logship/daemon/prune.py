@@ -126,7 +126,8 @@ def _created_ns(image: Image) -> int:
 
 async def disk_usage(manager: ContainerManager, summary: Any) -> dict[str, Any]:
     """`GET /system/df`: images (with how many containers use each), containers (with the size of their
-    own layer), no volumes and no build cache (logship has neither)."""
+    own layer), volumes (with their size and how many containers use each), no build cache (logship has
+    none)."""
     images = await asyncio.to_thread(manager.images.list)
     users: dict[str, int] = {}
     for container in manager.all():
@@ -145,11 +146,17 @@ async def disk_usage(manager: ContainerManager, summary: Any) -> dict[str, Any]:
         entry["SizeRw"] = size
         entry["SizeRootFs"] = size + image_sizes.get(container.record.image_id, 0)
         container_entries.append(entry)
+    volume_entries = []
+    for volume in await asyncio.to_thread(manager.volumes.all):
+        entry = volume.to_api()
+        size = await asyncio.to_thread(tree_size, volume.mountpoint)
+        entry["UsageData"] = {"Size": size, "RefCount": len(manager.volumes.users(volume.name))}
+        volume_entries.append(entry)
     return {
         "LayersSize": sum(image_sizes.values()),
         "Images": image_entries,
         "Containers": container_entries,
-        "Volumes": [],
+        "Volumes": volume_entries,
         "BuildCache": [],
         "BuilderSize": 0,
     }

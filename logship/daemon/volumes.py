@@ -24,6 +24,7 @@ from typing import Any
 
 from logship.daemon.container import rfc3339_nano
 from logship.errors import Conflict, InvalidParameter, NotFound
+from logship.runtime.images import _rootfs_size as tree_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -166,7 +167,7 @@ class VolumeStore:
         for volume in self.matching(filters, allowed=("all", "label", "label!")):
             if (not everything and not volume.anonymous) or self.users(volume.name):
                 continue
-            size = _disk_usage(volume.mountpoint)
+            size = tree_size(volume.mountpoint)
             try:
                 self.remove(volume.name)
             except (Conflict, NotFound):
@@ -204,14 +205,3 @@ class VolumeStore:
 def _has_label(volume: Volume, item: str) -> bool:
     key, sep, value = item.partition("=")
     return key in volume.labels and (not sep or volume.labels[key] == value)
-
-
-def _disk_usage(path: Path) -> int:
-    total = 0
-    for directory, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:
-                continue
-    return total

@@ -28,10 +28,11 @@ import sys
 import termios
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from logship.asyncfd import wait_readable
 from logship.runtime import spawn
-from logship.runtime.statedir import write_atomically
+from logship.runtime.statedir import INIT_JSON, write_atomically
 from logship.runtime.stdio import fresh_fifo_reader
 
 EXECINIT = Path(__file__).with_name("execinit.py")
@@ -131,6 +132,7 @@ async def start(spec: ExecSpec) -> ExecProcess:
         "user": spec.user,
         "tty": spec.tty,
         "capabilities": spec.capabilities,
+        **_container_confinement(state_dir),
     }
     try:
         status_fd = fresh_fifo_reader(status_path)
@@ -222,6 +224,16 @@ def _container_pty(container_pid: int) -> tuple[int, int]:
         os.close(master)
         return os.openpty()
     return master, slave
+
+
+def _container_confinement(state_dir: Path) -> dict[str, Any]:
+    """What the container's init was given that an exec keeps too, as runc's exec does: the seccomp filter
+    (the program compiled at start), no_new_privs, the ulimits and the added groups."""
+    try:
+        started = json.loads((state_dir / INIT_JSON).read_text())
+    except (OSError, ValueError) as err:
+        raise ExecStartError(f"cannot read the container's {state_dir / INIT_JSON}: {err}") from err
+    return {key: started.get(key) for key in ("seccomp", "no_new_privs", "ulimits", "group_add") if key in started}
 
 
 def _stdio(spec: ExecSpec, ours: list[int], theirs: list[int]) -> tuple[int, int, int]:
