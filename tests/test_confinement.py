@@ -208,3 +208,16 @@ def test_the_docker_cli_and_docker_py_get_the_same_confinement(shared_daemon: Da
         assert unconfined.split() == [b"Seccomp:", b"0"]
     finally:
         client.close()
+
+
+def test_exec_runs_inside_the_containers_confinement(shared_daemon: Daemon) -> None:
+    """As runc's exec: the container's user (unless -u), ulimits, seccomp filter and no_new_privs."""
+    flags = ("-u", "nobody", "--ulimit", "nofile=512:1024")
+    container = shared_daemon.ok("run", "-d", *flags, "busybox", "sleep", "60").strip()
+    try:
+        script = "id -u; ulimit -n; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"
+        out = shared_daemon.ok("exec", container, "sh", "-c", script)
+        assert out.split() == ["65534", "512", "NoNewPrivs:", "1", "Seccomp:", "2"]
+        assert shared_daemon.ok("exec", "-u", "0", container, "id", "-u") == "0\n"
+    finally:
+        shared_daemon.ok("rm", "-f", container)
