@@ -63,7 +63,9 @@ def test_a_named_volume_outlives_its_container_and_is_managed_like_dockers(share
     }
     in_use = shared_daemon.cli("volume", "rm", name)
     assert in_use.code == 1 and f"remove {name}: volume is in use" in in_use.err
-    (row,) = [line.split() for line in shared_daemon.ok("system", "df").splitlines() if line.startswith("Local Volumes")]
+    (row,) = [
+        line.split() for line in shared_daemon.ok("system", "df").splitlines() if line.startswith("Local Volumes")
+    ]
     assert int(row[2]) >= 1 and int(row[3]) >= 1  # TOTAL, ACTIVE: this one is used by a (stopped) container
     shared_daemon.ok("rm", name)
     assert shared_daemon.ok("run", "--rm", "-v", f"{name}:/again", "busybox", "cat", "/again/file") == "kept\n"
