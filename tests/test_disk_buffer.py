@@ -118,7 +118,8 @@ def test_blocking_mode_holds_the_container_only_once_the_budget_is_used_up(
     assert shared_daemon.inspect(container_id)["State"]["Running"], "the container waits once the budget is used"
     assert disk(shared_daemon, container_id)["Bytes"] <= (256 << 10) + (64 << 10) + (1 << 20)
     log = shared_daemon.daemon_log()
-    assert re.search(r"disk buffer of log driver fluentd for container \w+ \(buffer-max-size\) is (9\d|1\d\d)% full", log)
+    warning = r"disk buffer of log driver fluentd for container \w+ \(buffer-max-size\) is (9\d|1\d\d)% full"
+    assert re.search(warning, log)
     down.start()
     assert shared_daemon.ok("wait", container_id, timeout=120).strip() == "0"
     down.wait_until(lambda: down.event_count >= count, timeout=120, what="every line")
