@@ -52,6 +52,12 @@ class LogReader(Protocol):
         ...
 
 
+# The stream of a reader's notice among the messages it yields, not a line of the container's: a follower
+# lost lines at this point (max-file deleted files it had not read, past its `follow-backlog`; see
+# `drivers.util.followers`). Its line is the loss, encoded (`FollowLoss.encode`); the API tells it to the
+# person following in words, never as a line of output (`logship.api.framing`).
+LOST = "lost"
+
 # A stream and what `logs` prints for consecutive messages of it, newlines included: the unit of the
 # fast `logs` path (no --timestamps/--details), where a Message per line would cost more than the rest.
 # A piece of a long line (no newline) ends its run, so the API can cut a run into dockerd's frame per
@@ -90,12 +96,14 @@ def joined_runs(pieces: Iterable[Run]) -> list[Run]:
 def runs_of(messages: list[Message], timestamps: bool = False) -> list[Run]:
     """Messages as runs (`joined_runs`): each line with its newline unless it is a non-last piece of a
     long line. With `timestamps`, each message after its `logs -t` prefix, an empty piece too (without
-    them an empty piece prints nothing)."""
+    them an empty piece prints nothing); a LOST notice never gets one."""
     prefix = LogsPrefix() if timestamps else None
     pieces: list[Run] = []
     for message in messages:
         text = message.line + b"\n" if message.ends_line else message.line
-        pieces.append((message.stream, text if prefix is None else prefix.format(message.timestamp_ns) + text))
+        if prefix is not None and message.stream != LOST:
+            text = prefix.format(message.timestamp_ns) + text
+        pieces.append((message.stream, text))
     return joined_runs(pieces)
 
 

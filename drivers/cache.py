@@ -4,8 +4,9 @@ awslogs, third-party drivers), so `logs` works for every container, as in Docker
 The cache is one more driver in the container's router, so it follows the container's mode: in blocking
 mode it loses nothing (Docker wraps it in a lossy ring even then). Unlike Docker, its own options are
 honoured (moby#45668): `cache-disabled`, `cache-max-size` (default 20 MiB), `cache-max-file` (5),
-`cache-compress` (true). It lives at `<container dir>/container-cached.log`, as Docker's does, and keeps
-the attributes the container's labels/env/tag options select. `none` never gets a cache.
+`cache-compress` (true), and logship's `cache-follow-backlog` (256 MiB, see `util/followers.py`). It lives
+at `<container dir>/container-cached.log`, as Docker's does, and keeps the attributes the container's
+labels/env/tag options select. `none` never gets a cache.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def rotation(opts: Mapping[str, str]) -> Rotation:
     """The cache's rotation from its cache-* options, checked with the local driver's rules and texts."""
     from logship.drivers.local.options import rotation_of
 
-    given = {key: value for key, value in opts.items() if key in ("cache-max-size", "cache-max-file", "cache-compress")}
+    own = ("cache-max-size", "cache-max-file", "cache-compress", "cache-follow-backlog")
+    given = {key: value for key, value in opts.items() if key in own}
     try:
         parsed = rotation_of({key.removeprefix("cache-"): value for key, value in given.items()})
     except InvalidParameter as err:

@@ -33,6 +33,7 @@ COMMON_OPTIONS = frozenset(
         "cache-max-file",
         "cache-max-size",
         "cache-compress",
+        "cache-follow-backlog",
         "cache-labels",
         "cache-labels-regex",
         "cache-env",
@@ -158,6 +159,25 @@ def go_atoi(text: str) -> int:
     if not -(2**63) <= value < 2**63:
         raise ValueError(f'strconv.Atoi: parsing "{text}": value out of range')
     return value
+
+
+# The file drivers' (json-file, local, the dual-logging cache's) bound on what a follower that fell behind
+# may hold of the files max-file deletes (see drivers/util/followers.py). Not Docker's: Docker keeps nothing.
+FOLLOW_BACKLOG = "follow-backlog"
+
+
+def follow_backlog_of(opts: Mapping[str, str], default: int) -> int:
+    """`follow-backlog` in bytes, binary units as max-buffer-size (`256m` = 256 MiB); 0 keeps nothing."""
+    value = opts.get(FOLLOW_BACKLOG)
+    if value is None:
+        return default
+    try:
+        return ram_in_bytes(value)
+    except SizeError as err:
+        raise InvalidParameter(
+            f"invalid value for {FOLLOW_BACKLOG}: {value}: {err} (give a size such as 256m, or 0 to keep nothing "
+            "for followers)"
+        ) from None
 
 
 def check_attribute_patterns(opts: Mapping[str, str]) -> None:

@@ -22,7 +22,7 @@ from logship.drivers import jsonfile, local
 from logship.drivers.base import LogReader, Run, TextLogReader, joined_runs, runs_of
 from logship.drivers.jsonfile import _logtext
 from logship.drivers.jsonfile.decode import JSON_LINES
-from logship.drivers.jsonfile.driver import next_record
+from logship.drivers.jsonfile.driver import count_records, next_record
 from logship.drivers.jsonfile.encode import BatchEncoder
 from logship.drivers.local.codec import LOCAL_RECORDS
 from logship.drivers.local.record import RecordEncoder
@@ -193,13 +193,14 @@ def write_log(path: Path, rotation: Rotation, times: list[int], local_format: bo
     """One batch per entry of `times` (seconds after T0; repeats make equal timestamps), both streams."""
     if local_format:
         from logship.drivers.local import framing
+        from logship.drivers.local.record import count_messages
 
         local_encoder = RecordEncoder({})
-        file = LogFile(str(path), rotation, framing.next_frame, LOG)
+        file = LogFile(str(path), rotation, framing.next_frame, count_messages, LOG)
         encode = local_encoder.encode
     else:
         json_encoder = BatchEncoder({})
-        file = LogFile(str(path), rotation, next_record, LOG)
+        file = LogFile(str(path), rotation, next_record, count_records, LOG)
         encode = json_encoder.encode
     for index, t in enumerate(times):
         batch = Batch(
@@ -262,7 +263,7 @@ def test_docker_rotated_and_gzipped_sample_reads_the_same_both_ways(tmp_path: Pa
         shutil.copy(path, tmp_path / path.name)
     current = next(p for p in tmp_path.iterdir() if p.name.endswith("-json.log"))
     assert sorted(path.suffix for path in tmp_path.iterdir()) == [".gz", ".gz", ".log"]
-    file = LogFile(str(current), Rotation(max_size=1024, max_files=5, compress=True), next_record, LOG)
+    file = LogFile(str(current), Rotation(max_size=1024, max_files=5, compress=True), next_record, count_records, LOG)
     try:
         slow, fast = read_both(file, JSON_LINES, ReadConfig())
         assert fast == slow and fast

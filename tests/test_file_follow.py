@@ -1,7 +1,9 @@
 """Following a file driver's log (`logs -f`), json-file and local alike: history then new lines as they are
 written, across rotations and compression, without loss or duplicates, ending when the container's
-logging ends, and releasing files when the reader goes. Both drivers share the reader (`logreader`);
-local's records carry whole batches, json-file's one line each, which the knobs below account for."""
+logging ends, and releasing files when the reader goes. A follower however far behind is handed the
+files max-file deletes, up to its follow-backlog; past it, it reports exactly what it lost, where.
+Both drivers share the reader (`logreader`); local's records carry whole batches, json-file's one
+line each, which the knobs below account for."""
 
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ from typing import Protocol, TypeVar
 import pytest
 
 from logship.drivers import jsonfile, local
-from logship.drivers.base import LogDriver, LogReader
+from logship.drivers.base import LOST, LogDriver, LogReader
 from logship.drivers.jsonfile.encode import BatchEncoder
+from logship.drivers.local.record import RecordEncoder
+from logship.drivers.util.followers import FollowLoss
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import STDOUT, Batch, Message
 from logship.pipeline.readconfig import ReadConfig
 
 SECOND = 1_000_000_000
 T0 = 1_764_398_000 * SECOND
-LINE = b"%06d " + b"x" * 60
 Result = TypeVar("Result")
 
 
@@ -39,6 +42,7 @@ class FileDriver:
     files_in: Callable[[Path], Path]  # the directory its log files are in
     keep_up_batch: int  # lines per write when a follower keeps up: ~100 rotations of a 1k file over 600 lines
     burst_lines: int  # lines written while a follower sleeps: ~20 rotations of a 1k file
+    batch_size: int  # bytes on disk of a `batch(n, 5)`
 
 
 async def _open_json_file(tmp_path: Path, opts: dict[str, str]) -> FileLogDriver:
@@ -49,9 +53,24 @@ async def _open_local(tmp_path: Path, opts: dict[str, str]) -> FileLogDriver:
     return await local.new(ContainerInfo("f" * 64, "/c", config=opts, container_dir=str(tmp_path)))
 
 
-JSON_FILE = FileDriver("json-file", _open_json_file, lambda tmp: tmp, keep_up_batch=3, burst_lines=200)
+LINE = b"%06d " + b"x" * 60
+JSON_FILE = FileDriver(
+    "json-file",
+    _open_json_file,
+    lambda tmp: tmp,
+    keep_up_batch=3,
+    burst_lines=200,
+    batch_size=len(BatchEncoder({}).encode(Batch(STDOUT, T0, [LINE % n for n in range(5)]))),
+)
 # A local record holds a batch, so it takes bigger batches to rotate as often.
-LOCAL = FileDriver("local", _open_local, lambda tmp: tmp / "local-logs", keep_up_batch=6, burst_lines=400)
+LOCAL = FileDriver(
+    "local",
+    _open_local,
+    lambda tmp: tmp / "local-logs",
+    keep_up_batch=6,
+    burst_lines=400,
+    batch_size=len(RecordEncoder({}).encode(Batch(STDOUT, T0, [LINE % n for n in range(5)]))),
+)
 
 
 @pytest.fixture(params=[JSON_FILE, LOCAL], ids=lambda kind: kind.name)
@@ -67,6 +86,11 @@ def batch(first: int, count: int) -> Batch:
 
 def numbers(messages: list[Message]) -> list[int]:
     return [int(m.line.split()[0]) for m in messages]
+
+
+def with_losses(messages: list[Message]) -> list[int | FollowLoss]:
+    """The line numbers, and the loss notices where the reader yielded them."""
+    return [FollowLoss.decode(m.line) if m.stream == LOST else int(m.line.split()[0]) for m in messages]
 
 
 async def settle(awaitable: Awaitable[Result]) -> Result:
@@ -222,6 +246,91 @@ def test_a_slow_follower_misses_nothing_when_several_rotations_happen_at_once(
     assert caplog.records == []
 
 
+# ---- a follower far behind: max-file deletes files it has not read ----------------------------------------
+# Each file holds two batches of five lines (`two_batches`): lines 10k..10k+9 are generation k's file.
+
+
+def two_batches(kind: FileDriver, **more: str) -> dict[str, str]:
+    return {"max-size": str(2 * kind.batch_size), **more}
+
+
+async def behind(kind: FileDriver, tmp_path: Path, options: dict[str, str], lines: int) -> list[Message]:
+    """Lines 0..4, then a follower reads them and waits at generation 0 while lines 5..lines-1 are written
+    and the driver closes: everything it reads then."""
+    driver = await kind.open(tmp_path, options)
+    await driver.log(batch(0, 5))
+    reader = driver.read_logs(ReadConfig(follow=True))
+    first = await settle(anext(reader))
+    for start in range(5, lines, 5):
+        await driver.log(batch(start, 5))
+    await driver.close()
+    return first + await settle(drain(reader))
+
+
+@pytest.mark.parametrize("compress", ["false", "true"])
+def test_a_follower_far_behind_is_handed_the_files_max_file_deletes_and_misses_nothing(
+    tmp_path: Path, kind: FileDriver, compress: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = two_batches(kind, **{"max-file": "3", "compress": compress})
+    with caplog.at_level(logging.WARNING):
+        got = asyncio.run(behind(kind, tmp_path, options, 200))
+    assert numbers(got) == list(range(200))
+    # Generations 1..16 were deleted while the follower waited: it read them through what it was handed.
+    assert len(list(kind.files_in(tmp_path).iterdir())) == 3
+    assert caplog.records == []
+
+
+def test_with_max_file_one_a_follower_far_behind_misses_nothing(tmp_path: Path, kind: FileDriver) -> None:
+    options = two_batches(kind, **{"max-file": "1", "compress": "false"})
+    assert numbers(asyncio.run(behind(kind, tmp_path, options, 100))) == list(range(100))
+
+
+def test_past_its_follow_backlog_a_follower_says_exactly_what_it_lost_where_it_lost_it(
+    tmp_path: Path, kind: FileDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The follower holds generation 0. Generations 1..16 are deleted while it waits: 1 and 2 fill its
+    # backlog of two files and are handed to it, 3..16 are lost; 17, 18 and 19 are still there.
+    # (Uncompressed, so that the bytes are easy to count: the backlog counts bytes on disk.)
+    options = two_batches(kind, **{"max-file": "3", "compress": "false", "follow-backlog": str(4 * kind.batch_size)})
+    with caplog.at_level(logging.WARNING):
+        got = with_losses(asyncio.run(behind(kind, tmp_path, options, 200)))
+    lost = FollowLoss(lines=140, files=14, nbytes=14 * 2 * kind.batch_size)
+    assert got == [*range(30), lost, *range(170, 200)]
+    [warning] = [record.getMessage() for record in caplog.records]  # the daemon log's
+    assert warning.startswith(f"a follower of {kind.files_in(tmp_path)}/")
+    assert warning.endswith(f" lost lines: {lost.describe()}")
+    assert "140 log lines (14 rotated files" in lost.describe()
+
+
+def test_a_follower_with_no_follow_backlog_loses_what_max_file_deletes_as_in_docker(
+    tmp_path: Path, kind: FileDriver
+) -> None:
+    options = two_batches(kind, **{"max-file": "3", "compress": "false", "follow-backlog": "0"})
+    got = with_losses(asyncio.run(behind(kind, tmp_path, options, 200)))
+    assert got == [*range(10), FollowLoss(lines=160, files=16, nbytes=16 * 2 * kind.batch_size), *range(170, 200)]
+
+
+def test_the_backlog_bounds_what_a_follower_holds_not_what_it_was_ever_handed(tmp_path: Path, kind: FileDriver) -> None:
+    async def scenario() -> list[Message]:
+        # Twice, the follower falls two deleted files behind (its whole backlog) and catches up.
+        options = two_batches(
+            kind, **{"max-file": "3", "compress": "false", "follow-backlog": str(4 * kind.batch_size)}
+        )
+        driver = await kind.open(tmp_path, options)
+        await driver.log(batch(0, 5))
+        reader = driver.read_logs(ReadConfig(follow=True))
+        seen = await settle(anext(reader))
+        for last in (60, 110):  # generations 1, 2 and then 6, 7 are deleted unread
+            for start in range(len(seen), last, 5):
+                await driver.log(batch(start, 5))
+            while numbers(seen)[-1] < last - 1:
+                seen += await settle(anext(reader))
+        await driver.close()
+        return seen + await settle(drain(reader))
+
+    assert with_losses(asyncio.run(scenario())) == list(range(110))
+
+
 def test_a_follower_that_goes_away_releases_its_files(tmp_path: Path, kind: FileDriver) -> None:
     async def scenario() -> None:
         options = {"max-size": "1k", "max-file": "5", "compress": "true"}
@@ -246,6 +355,17 @@ def test_a_follower_that_goes_away_releases_its_files(tmp_path: Path, kind: File
         with pytest.raises(asyncio.CancelledError):
             await cancelled
         assert descriptors_on(tmp_path) == writer_only
+
+        # A follower far behind holds the files max-file deleted for it, and lets them go when it goes.
+        behind = driver.read_logs(ReadConfig(follow=True, tail=0))
+        pending = asyncio.ensure_future(anext(behind))
+        await asyncio.sleep(0.1)  # it registered and now waits for a write
+        for start in range(60, 120, 5):
+            await driver.log(batch(start, 5))
+        await settle(pending)
+        assert any(target.endswith(" (deleted)") for target in descriptors_on(tmp_path))
+        await behind.aclose()  # type: ignore[attr-defined]
+        assert not any(target.endswith(" (deleted)") for target in descriptors_on(tmp_path))
         await driver.close()
         assert descriptors_on(tmp_path) == []
 
@@ -275,27 +395,6 @@ RECORD_SIZE = len(BatchEncoder({}).encode(batch(0, 1)))  # every json-file recor
 def files_of(records: int) -> str:
     """A json-file max-size that makes each file hold exactly `records` records."""
     return str(records * RECORD_SIZE)
-
-
-def test_a_follower_too_slow_for_max_file_loses_only_deleted_files_and_says_so(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    async def scenario() -> list[Message]:
-        driver = await JSON_FILE.open(tmp_path, {"max-size": files_of(10), "max-file": "3"})
-        await driver.log(batch(0, 5))
-        reader = driver.read_logs(ReadConfig(follow=True))
-        first = await settle(anext(reader))
-        for start in range(5, 200, 5):
-            await driver.log(batch(start, 5))
-        await driver.close()
-        return first + await settle(drain(reader))
-
-    with caplog.at_level(logging.WARNING):
-        got = numbers(asyncio.run(scenario()))
-    assert got == sorted(set(got))  # in order, no duplicates
-    assert got[:10] == list(range(10))  # the file it was reading is finished through its descriptor
-    assert got[10:] == list(range(170, 200))  # the files still there are read
-    assert "file rotations were missed while following logs" in caplog.text
 
 
 def test_with_max_file_one_a_follower_finishes_the_replaced_file(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from logship.drivers import jsonfile
-from logship.drivers.jsonfile.driver import next_record
+from logship.drivers.jsonfile.driver import count_records, next_record
 from logship.drivers.jsonfile.encode import BatchEncoder
 from logship.drivers.util.logfile import LogFile, Rotation
 from logship.drivers.util.timestamps import format_rfc3339nano
@@ -148,7 +148,7 @@ def test_a_write_on_the_event_loop_rotates_but_never_waits_for_a_compression(tmp
     # would wait for the previous compression declines (writing nothing) and is left to a thread.
     path = str(tmp_path / "c-json.log")
     rotation = Rotation(max_size=RECORD_SIZE * 3, max_files=2, compress=True)
-    file = LogFile(path, rotation, next_record, logging.getLogger("test"))
+    file = LogFile(path, rotation, next_record, count_records, logging.getLogger("test"))
     encoder = BatchEncoder({})
     assert file.write_if_quick(encoder.encode(batch(0, 4)), T0)  # rotates after the third record
     assert numbers_in((tmp_path / "c-json.log").read_bytes()) == [3]

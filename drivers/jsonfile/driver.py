@@ -29,6 +29,12 @@ def next_record(blob: bytes, index: int) -> int:
     return len(blob) if newline < 0 else newline + 1
 
 
+def count_records(blob: bytes, start: int, end: int) -> int:
+    """Messages in the whole records of blob[start:end]: one per record, each ending with the record's only
+    raw newline (newlines in a line are escaped)."""
+    return blob.count(b"\n", start, end)
+
+
 class JSONFileDriver:
     name = "json-file"
 
@@ -39,7 +45,7 @@ class JSONFileDriver:
     @classmethod
     def open(cls, path: str, rotation: Rotation, attrs: dict[str, str]) -> JSONFileDriver:
         """Open (or create) the log for appending. Blocking: call it off the event loop."""
-        return cls(LogFile(path, rotation, next_record, log), BatchEncoder(attrs))
+        return cls(LogFile(path, rotation, next_record, count_records, log), BatchEncoder(attrs))
 
     @property
     def path(self) -> str:

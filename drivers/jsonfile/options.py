@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from logship.drivers.options import ATTRIBUTE_OPTIONS, go_atoi, parse_bool, reject_unknown
+from logship.drivers.options import (
+    ATTRIBUTE_OPTIONS,
+    FOLLOW_BACKLOG,
+    follow_backlog_of,
+    go_atoi,
+    parse_bool,
+    reject_unknown,
+)
+from logship.drivers.util.followers import DEFAULT_FOLLOW_BACKLOG
 from logship.drivers.util.logfile import Rotation
 from logship.errors import InvalidParameter
 from logship.units import SizeError, from_human_size
 
 DRIVER = "json-file"
-ACCEPTED = frozenset({"max-file", "max-size", "compress"}) | ATTRIBUTE_OPTIONS
+ACCEPTED = frozenset({"max-file", "max-size", "compress", FOLLOW_BACKLOG}) | ATTRIBUTE_OPTIONS
 
 
 def validate_options(opts: Mapping[str, str]) -> None:
@@ -22,7 +30,8 @@ def validate_options(opts: Mapping[str, str]) -> None:
 
 
 def rotation_of(opts: Mapping[str, str]) -> Rotation:
-    """max-size, max-file and compress, checked in Docker's order with Docker's errors."""
+    """max-size, max-file and compress, checked in Docker's order with Docker's errors; then logship's
+    follow-backlog."""
     max_size = -1
     if "max-size" in opts:
         try:
@@ -47,4 +56,5 @@ def rotation_of(opts: Mapping[str, str]) -> Rotation:
             raise InvalidParameter(str(err)) from None
         if compress and (max_files < 2 or max_size == -1):
             raise InvalidParameter("compress cannot be true when max-file is less than 2 or max-size is not set")
-    return Rotation(max_size=max_size, max_files=max_files, compress=compress)
+    follow_backlog = follow_backlog_of(opts, DEFAULT_FOLLOW_BACKLOG)
+    return Rotation(max_size=max_size, max_files=max_files, compress=compress, follow_backlog=follow_backlog)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from logship.drivers.base import Run
 from logship.drivers.local import framing
 from logship.drivers.local.codec import LOCAL_RECORDS
-from logship.drivers.local.record import RecordEncoder
+from logship.drivers.local.record import RecordEncoder, count_messages
 from logship.drivers.util.diskfull import append_batch
 from logship.drivers.util.logfile import LogFile, LogFileError, Rotation
 from logship.drivers.util.logreader import read_log, read_log_text
@@ -40,7 +40,7 @@ class LocalDriver:
         """Open (or create) the log for appending, after cutting off a torn last frame. Blocking: call
         it off the event loop."""
         cut_torn_tail(path)
-        return cls(LogFile(path, rotation, framing.next_frame, log), RecordEncoder(attrs))
+        return cls(LogFile(path, rotation, framing.next_frame, count_messages, log), RecordEncoder(attrs))
 
     @property
     def path(self) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from logship.drivers.options import ATTRIBUTE_OPTIONS, go_atoi, parse_bool
+from logship.drivers.options import ATTRIBUTE_OPTIONS, FOLLOW_BACKLOG, follow_backlog_of, go_atoi, parse_bool
+from logship.drivers.util.followers import DEFAULT_FOLLOW_BACKLOG
 from logship.drivers.util.logfile import Rotation
 from logship.errors import InvalidParameter
 from logship.units import SizeError, from_human_size
 
 DRIVER = "local"
-ACCEPTED = frozenset({"max-file", "max-size", "compress"}) | ATTRIBUTE_OPTIONS
+ACCEPTED = frozenset({"max-file", "max-size", "compress", FOLLOW_BACKLOG}) | ATTRIBUTE_OPTIONS
 
 DEFAULT_MAX_SIZE = 20 * 1024 * 1024
 DEFAULT_MAX_FILES = 5
@@ -30,7 +31,8 @@ def validate_options(opts: Mapping[str, str]) -> None:
 
 
 def rotation_of(opts: Mapping[str, str]) -> Rotation:
-    """max-size, max-file and compress, parsed and then checked in Docker's order, with its errors."""
+    """max-size, max-file and compress, parsed and then checked in Docker's order, with its errors; then
+    logship's follow-backlog."""
     max_size = DEFAULT_MAX_SIZE
     if "max-size" in opts:
         value = opts["max-size"]
@@ -57,4 +59,7 @@ def rotation_of(opts: Mapping[str, str]) -> Rotation:
         raise InvalidParameter("max-file must not be negative")
     if compress and max_files <= 1:
         raise InvalidParameter("compression cannot be enabled when max file count is 1")
-    return Rotation(max_size=max_size or -1, max_files=max(max_files, 1), compress=compress)
+    follow_backlog = follow_backlog_of(opts, DEFAULT_FOLLOW_BACKLOG)
+    return Rotation(
+        max_size=max_size or -1, max_files=max(max_files, 1), compress=compress, follow_backlog=follow_backlog
+    )

@@ -117,6 +117,18 @@ class RecordEncoder:
         return framing.frame([head, stream, lengths.tobytes(), partials, self._attrs, text])
 
 
+def count_messages(blob: bytes, start: int, end: int) -> int:
+    """The messages held by the whole frames in blob[start:end] (as written: intact), from each record's
+    head: `LogFile` counts what each file holds while someone follows it."""
+    total = 0
+    position = start
+    while position < end:
+        length = framing.HEAD.unpack_from(blob, position)[1]
+        total += HEAD.unpack_from(blob, position + framing.HEAD.size)[4]
+        position += length + framing.OVERHEAD
+    return total
+
+
 def _slices(lines: list[bytes]) -> list[tuple[int, int]]:
     """Cut a long batch into runs of lines of at most RECORD_LINE_BYTES (a longer line runs alone)."""
     ends = list(accumulate(map(len, lines)))  # ends[i]: bytes in lines[0..i]

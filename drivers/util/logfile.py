@@ -12,7 +12,10 @@ that finds record boundaries, so json-file and local share the rotation rules:
   header; the next rotation waits until that has finished.
 
 Readers (`logreader`) open files through `open_history` / `open_since` so a rotation never renames
-files between their look-up and their open. All methods but the notifier are thread-safe and block:
+files between their look-up and their open. A follower is registered with its snapshot: before max-file
+deletes a file that a follower has not reached, the writer opens it for the follower, within a bound
+(see `followers`), so following loses nothing however far behind the follower is or however many
+rotations one write makes. All methods but the notifier are thread-safe and block:
 drivers call them from a worker thread, except `write_if_quick`, made for the event loop: a small append
 to the page cache (or a rotation: a few renames) takes microseconds, far less than the hop to a thread, so
 it is done on the spot unless it would wait for a compression or another writer, or the disk has lately
@@ -25,17 +28,21 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from logship.drivers.util import gzipextra
+from logship.drivers.util.followers import DEFAULT_FOLLOW_BACKLOG, Follower, FollowLoss, RotatedFile
 from logship.drivers.util.notify import ChangeNotifier
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.errors import SystemError_
 
 # next_record(blob, index): where the first record starting at or after `index` begins (len(blob) if none).
 NextRecord = Callable[[bytes, int], int]
+# count_messages(blob, start, end): how many messages the whole records in blob[start:end] hold.
+CountMessages = Callable[[bytes, int, int], int]
 
 FILE_MODE = 0o640
 # Drivers encode batches up to this many bytes of lines on the event loop (json-file: about 1 ms per MiB)
@@ -65,6 +72,8 @@ class Rotation:
     # zlib level of rotated files: 6 is Go's gzip default, which Docker uses. The writer waits for one
     # compression to end before the next rotation, so at high rates the level bounds the write rate.
     compress_level: int = 6
+    # Bytes of deleted files one follower may be handed (`followers`); the log-opt `follow-backlog`.
+    follow_backlog: int = DEFAULT_FOLLOW_BACKLOG
 
 
 @dataclass(frozen=True)
@@ -76,27 +85,30 @@ class Position:
 
 
 @dataclass
-class RotatedFile:
-    path: str
-    file: BinaryIO
-    compressed: bool
-
-
-@dataclass
 class Snapshot:
     """Files opened together, consistent with `position`: rotated ones oldest first, then the current one."""
 
     position: Position
     current: BinaryIO
     rotated: list[RotatedFile]
-    missed: int = 0  # files rotated out of existence (max-file) before they could be opened
+    follower: Follower | None = None  # registered with the writer, for a reader that follows
+    # What the follower lost among the rotated files: (k, loss) stands before rotated[k] (k = len: after all).
+    gaps: list[tuple[int, FollowLoss]] = field(default_factory=list)
 
 
 class LogFile:
-    def __init__(self, path: str, rotation: Rotation, next_record: NextRecord, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        path: str,
+        rotation: Rotation,
+        next_record: NextRecord,
+        count_messages: CountMessages,
+        logger: logging.Logger,
+    ) -> None:
         self.path = path
         self.rotation = rotation
         self._next_record = next_record
+        self._count_messages = count_messages
         self._log = logger
         self._fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
         self._size = os.fstat(self._fd).st_size
@@ -113,6 +125,10 @@ class LogFile:
         self._slow_until = 0.0  # monotonic time until which write_if_quick declines
         self._slow_writes = 0  # write_if_quick's writes in a row that were slow
         self.changed = ChangeNotifier()  # the owner announces writes on it, from the event loop
+        # Weak: a reader that was created but never iterated (so never closed) must not stay registered.
+        self._followers: weakref.WeakSet[Follower] = weakref.WeakSet()
+        # Messages written to each generation's file while someone follows, so a loss can be told in lines.
+        self._messages: dict[int, int] = {}
 
     @property
     def position(self) -> Position:
@@ -170,6 +186,9 @@ class LogFile:
             except LogFileError as err:
                 err.written = start  # the records before `start` are in the file: a retry must skip them
                 raise
+            if self._followers:
+                counted = self._messages.get(self._generation, 0)
+                self._messages[self._generation] = counted + self._count_messages(blob, start, end)
             self._last_time_ns = timestamp_ns
             start = end
 
@@ -213,6 +232,7 @@ class LogFile:
                     if keep_rotated:
                         os.rename(self.path, self.path + ".1")
                     else:
+                        self._hand_over(self._generation, self.path)
                         os.unlink(self.path)
                 except FileNotFoundError:
                     pass
@@ -238,6 +258,8 @@ class LogFile:
         if last < 1:
             return
         # Both variants move: a `.k` left plain by a failed compression is still worth keeping.
+        if self._rotated_files >= last:
+            self._hand_over(self._generation - last, f"{self.path}.{last}")
         for suffix in ("", ".gz"):
             try:
                 os.unlink(f"{self.path}.{last}{suffix}")
@@ -251,6 +273,32 @@ class LogFile:
                     os.rename(f"{self.path}.{index - 1}{suffix}", f"{self.path}.{index}{suffix}")
                 except FileNotFoundError:
                     pass
+
+    def _hand_over(self, generation: int, path: str) -> None:
+        """The file of `generation` (at `path`, plain or gzipped) is about to be deleted: open it for each
+        follower that has not read it yet, within that follower's bound; count it as lost for the others.
+        Called with the file-operation lock held; compression never runs on this file (rotation waits)."""
+        lines = self._messages.pop(generation, 0)
+        behind = [follower for follower in list(self._followers) if follower.needs(generation)]
+        if not behind:
+            return
+        for suffix, compressed in (("", False), (".gz", True)):
+            try:
+                size = os.stat(path + suffix).st_size
+            except FileNotFoundError:
+                continue
+            for follower in behind:
+                if not follower.takes(size):
+                    follower.lose(generation, lines, size)
+                    continue
+                try:
+                    file = open(path + suffix, "rb")  # noqa: SIM115 - the follower owns it and closes it
+                except OSError as err:  # out of descriptors, most likely
+                    self._log.error("Error keeping rotated log file %s open for a follower: %s", path + suffix, err)
+                    follower.lose(generation, lines, size)
+                    continue
+                follower.hand(generation, RotatedFile(path + suffix, file, compressed), size)
+            return
 
     def _compress(self, path: str, last_time_ns: int) -> None:
         extra = b'{"lastTime":"' + format_rfc3339nano(last_time_ns).encode() + b'"}'
@@ -288,8 +336,10 @@ class LogFile:
 
     # Readers.
 
-    def open_history(self, include_rotated: bool = True) -> Snapshot:
-        """The current file and, oldest first, the rotated files that exist, with the writer's position."""
+    def open_history(self, include_rotated: bool = True, follow: bool = False) -> Snapshot:
+        """The current file and, oldest first, the rotated files that exist, with the writer's position.
+        With `follow`, the snapshot's follower is registered from that position on: `open_since` gives it
+        what comes next, and `unfollow` must be called when it goes."""
         with self._fsop_lock:
             position = self._position
             current = open(self.path, "rb")  # noqa: SIM115 - the reader owns it and closes it
@@ -299,25 +349,52 @@ class LogFile:
                     found = self._open_rotated(index)
                     if found is not None:
                         rotated.append(found)
-        return Snapshot(position, current, rotated)
+            follower = None
+            if follow:
+                follower = Follower(position.generation, self.rotation.follow_backlog)
+                self._followers.add(follower)
+        return Snapshot(position, current, rotated, follower)
 
-    def open_since(self, generation: int) -> Snapshot:
-        """For a follower whose file was current at `generation`: the files that were current after it,
-        rotated since (oldest first), and the file that is current now."""
+    def open_since(self, follower: Follower) -> Snapshot:
+        """For a follower whose newest file was current at `follower.generation`: the files that were
+        current after it, rotated since (oldest first: those still there and those handed to it before
+        they were deleted), the file that is current now, and where it lost files in between."""
         with self._fsop_lock:
             position = self._position
             current = open(self.path, "rb")  # noqa: SIM115 - the reader owns it and closes it
             rotated: list[RotatedFile] = []
-            missed = 0
-            for later in range(generation + 1, position.generation):
-                # The file that was current at generation `later` is now `.k`, k rotations ago.
-                index = position.generation - later
-                found = self._open_rotated(index) if index < self.rotation.max_files else None
+            gaps: list[tuple[int, FollowLoss]] = []
+            gap = FollowLoss()
+            for later in range(follower.generation + 1, position.generation):
+                found = follower.handed.pop(later, None)
                 if found is None:
-                    missed += 1
+                    # The file that was current at generation `later` is now `.k`, k rotations ago.
+                    index = position.generation - later
+                    found = self._open_rotated(index) if index < self.rotation.max_files else None
+                if found is None:
+                    gap += FollowLoss(uncounted_files=1)
+                elif isinstance(found, FollowLoss):  # deleted past the follower's bound
+                    gap += found
                 else:
+                    if gap:
+                        gaps.append((len(rotated), gap))
+                        gap = FollowLoss()
                     rotated.append(found)
-        return Snapshot(position, current, rotated, missed)
+            if gap:
+                gaps.append((len(rotated), gap))
+            follower.generation = position.generation
+        return Snapshot(position, current, rotated, follower, gaps)
+
+    def release(self, follower: Follower, found: RotatedFile) -> None:
+        """The follower is done with a file it was handed: it no longer counts against its backlog."""
+        with self._fsop_lock:
+            follower.release(found)
+
+    def unfollow(self, follower: Follower) -> None:
+        """The follower went away: close what it was handed and forget it."""
+        with self._fsop_lock:
+            self._followers.discard(follower)
+            follower.close()
 
     def _open_rotated(self, index: int) -> RotatedFile | None:
         # Prefer the plain file: while `.1` is being compressed its `.gz` is still incomplete.

@@ -13,9 +13,12 @@ knows the files. As Docker does (`loggerutils/logfile.go`):
   need not be monotonic); reading stops at the first record after `until`.
 - Follow: after the history, wait for the writer's announcements and read what was appended. When the
   file was rotated (possibly several times while this reader was slow), finish the old file through
-  the descriptor already open, then read every file rotated since from its new name (`.k`/`.k.gz`),
-  then continue with the new current file. Only files that max-file deleted before they could be
-  opened are lost, and that is logged. Follow ends once the writer is closed and everything was read.
+  the descriptor already open, then read every file rotated since: from its new name (`.k`/`.k.gz`),
+  or, when max-file deleted it meanwhile, through the descriptor the writer opened for this follower
+  before deleting it (`followers`), then continue with the new current file. Only a follower that fell
+  behind by more than its `follow-backlog` loses files; it then yields a LOST notice where the lines
+  would have been and the daemon log says what was lost. Follow ends once the writer is closed and
+  everything was read.
 
 Improvement over Docker: a record that does not decode is skipped on its own (and counted in a
 warning); Docker drops the rest of the file.
@@ -38,20 +41,23 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from itertools import pairwise
 from typing import Any, BinaryIO, Protocol
 
 import orjson
 
-from logship.drivers.base import Run, as_runs, runs_of
+from logship.drivers.base import LOST, Run, as_runs, runs_of
 from logship.drivers.util import gzipextra
-from logship.drivers.util.logfile import LogFile, Position, RotatedFile, Snapshot
+from logship.drivers.util.followers import Follower, FollowLoss, RotatedFile
+from logship.drivers.util.logfile import LogFile, Position, Snapshot
 from logship.drivers.util.timestamps import parse_rfc3339nano
 from logship.pipeline.message import Message
 from logship.pipeline.readconfig import ReadConfig
 
 CHUNK_SIZE = 1 << 20  # bytes read and decoded per worker-thread step
+LOSS_LOG_INTERVAL_S = 10.0  # a follower losing lines again and again is logged at most this often
 
 ReadAt = Callable[[int, int], bytes]  # (offset, size) -> at most size bytes
 
@@ -93,16 +99,19 @@ class TextCodec(RecordCodec, Protocol):
 class _Segment:
     """One open file of the log: rotated (plain or gzip) or current, read at offsets from any thread."""
 
-    def __init__(self, path: str, file: BinaryIO, compressed: bool, end: int | None = None) -> None:
+    def __init__(
+        self, path: str, file: BinaryIO, compressed: bool, end: int | None = None, handed: RotatedFile | None = None
+    ) -> None:
         self.path = path
         self.compressed = compressed
         self._file = file
         self._end = end  # for the current file: how far the writer had got; else the file's size
         self._lock = threading.Lock()  # close() must not pull the descriptor from under a read
+        self.handed = handed  # a file the writer handed this follower before deleting it
 
     @classmethod
     def rotated(cls, found: RotatedFile) -> _Segment:
-        return cls(found.path, found.file, found.compressed)
+        return cls(found.path, found.file, found.compressed, handed=found if found.held else None)
 
     def last_time_ns(self) -> int | None:
         """A gzip file's `lastTime` header, None when it has none (or cannot be read)."""
@@ -188,7 +197,7 @@ def read_log(
     """
     if config.tail == 0 and not config.follow:
         return _nothing()
-    snapshot = file.open_history(include_rotated=config.tail != 0)
+    snapshot = file.open_history(include_rotated=config.tail != 0, follow=config.follow)
     return _read(file, snapshot, codec, config, logger)
 
 
@@ -211,8 +220,14 @@ async def _read(
         async for messages in _then_follow(file, codec, window, opened, snapshot, config, logger):
             yield messages
     finally:
-        for segment in opened:
-            segment.close()
+        _close(file, opened, snapshot)
+
+
+def _close(file: LogFile, opened: list[_Segment], snapshot: Snapshot) -> None:
+    for segment in opened:
+        segment.close()
+    if snapshot.follower is not None:
+        file.unfollow(snapshot.follower)
 
 
 def _segments_of(file: LogFile, snapshot: Snapshot) -> list[_Segment]:
@@ -235,8 +250,8 @@ async def _then_follow(
     for segment in opened[:-1]:
         segment.close()
     opened[:-1] = []
-    if config.follow:
-        async for messages in _follow(file, codec, window, opened, snapshot.position, logger):
+    if config.follow and snapshot.follower is not None:
+        async for messages in _follow(file, codec, window, opened, snapshot.position, snapshot.follower, logger):
             yield messages
 
 
@@ -331,7 +346,7 @@ def read_log_text(
     """
     if config.tail >= 0:  # the last few records, or none before following: few messages
         return as_runs(read_log(file, codec, config, logger), config.timestamps)
-    snapshot = file.open_history()
+    snapshot = file.open_history(follow=config.follow)
     return _read_text(file, snapshot, codec, config, logger)
 
 
@@ -349,8 +364,7 @@ async def _read_text(
         async for messages in _then_follow(file, codec, window, opened, snapshot, config, logger):
             yield runs_of(messages, config.timestamps)
     finally:
-        for segment in opened:
-            segment.close()
+        _close(file, opened, snapshot)
 
 
 def _worth_reading(segments: list[_Segment], since_ns: int) -> list[_Segment]:
@@ -499,56 +513,88 @@ async def _follow(
     window: _TimeWindow,
     opened: list[_Segment],
     position: Position,
+    follower: Follower,
     logger: logging.Logger,
 ) -> AsyncIterator[list[Message]]:
     """Read what the writer appends from `position` on, across rotations, until it is closed.
 
     `opened` holds the current file's segment; it is kept up to date so the caller can close it.
+    `follower` is this reader's registration with the writer, at `position`'s generation.
     """
-    segment = opened[-1]
-    generation, offset = position.generation, position.size
-    while True:
-        waiter = file.changed.waiter()  # taken before looking, so no announcement is missed
-        closed = file.closed  # read before the position: once closed, the position is final
-        now = file.position
-        if now.generation == generation:
-            if now.size > offset:
-                async for messages in _read_span(segment, codec, offset, now.size, window, logger):
-                    yield messages
-                if window.finished:
+    losses = _LossLog(file.path, logger)
+    try:
+        segment = opened[-1]
+        generation, offset = position.generation, position.size
+        while True:
+            waiter = file.changed.waiter()  # taken before looking, so no announcement is missed
+            closed = file.closed  # read before the position: once closed, the position is final
+            now = file.position
+            if now.generation == generation:
+                if now.size > offset:
+                    async for messages in _read_span(segment, codec, offset, now.size, window, logger):
+                        yield messages
+                    if window.finished:
+                        return
+                    offset = now.size
+                elif closed:
                     return
-                offset = now.size
-            elif closed:
-                return
-            else:
-                await waiter.wait()
-            continue
-        # Our file was rotated away: what it still holds after `offset` is final, read it to its end.
-        final_size = await asyncio.to_thread(segment.size_now)
-        async for messages in _read_span(segment, codec, offset, final_size, window, logger):
-            yield messages
-        if window.finished:
-            return
-        snapshot = await asyncio.to_thread(file.open_since, generation)
-        segment.close()
-        opened.remove(segment)
-        segment = _Segment(file.path, snapshot.current, False)
-        opened.append(segment)
-        rotated = [_Segment.rotated(found) for found in snapshot.rotated]
-        opened[:0] = rotated
-        if snapshot.missed:
-            logger.warning(
-                "file rotations were missed while following logs; some log messages have been skipped over "
-                "(%d rotated file(s) of %s were deleted by max-file before they could be read)",
-                snapshot.missed,
-                file.path,
-            )
-        for old in rotated:
-            if await asyncio.to_thread(_prepared, old, logger):
-                async for messages in _read_span(old, codec, 0, old.end(), window, logger):
-                    yield messages
+                else:
+                    await waiter.wait()
+                continue
+            # Our file was rotated away: what it still holds after `offset` is final, read it to its end.
+            final_size = await asyncio.to_thread(segment.size_now)
+            async for messages in _read_span(segment, codec, offset, final_size, window, logger):
+                yield messages
             if window.finished:
                 return
-            old.close()
-            opened.remove(old)
-        generation, offset = snapshot.position.generation, 0
+            snapshot = await asyncio.to_thread(file.open_since, follower)
+            segment.close()
+            opened.remove(segment)
+            segment = _Segment(file.path, snapshot.current, False)
+            opened.append(segment)
+            rotated = [_Segment.rotated(found) for found in snapshot.rotated]
+            opened[:0] = rotated
+            gaps = dict(snapshot.gaps)
+            for index, old in enumerate(rotated):
+                if index in gaps:
+                    yield [losses.notice(gaps[index])]
+                if await asyncio.to_thread(_prepared, old, logger):
+                    async for messages in _read_span(old, codec, 0, old.end(), window, logger):
+                        yield messages
+                if window.finished:
+                    return
+                old.close()
+                opened.remove(old)
+                if old.handed is not None:
+                    file.release(follower, old.handed)
+            if len(rotated) in gaps:
+                yield [losses.notice(gaps[len(rotated)])]
+            generation, offset = snapshot.position.generation, 0
+    finally:
+        losses.flush()
+
+
+class _LossLog:
+    """What one follower lost, for the daemon log: the first gap at once, later ones added up and logged
+    at most every LOSS_LOG_INTERVAL_S (a follower that stays too slow meets a gap at every rotation),
+    the rest when it ends."""
+
+    def __init__(self, path: str, logger: logging.Logger) -> None:
+        self._path = path
+        self._logger = logger
+        self._pending = FollowLoss()
+        self._next_log = 0.0
+
+    def notice(self, loss: FollowLoss) -> Message:
+        """The notice the follower yields where it lost `loss` (see `LOST`)."""
+        self._pending += loss
+        now = time.monotonic()
+        if now >= self._next_log:
+            self.flush()
+            self._next_log = now + LOSS_LOG_INTERVAL_S
+        return Message(loss.encode(), LOST, time.time_ns())
+
+    def flush(self) -> None:
+        if self._pending:
+            self._logger.warning("a follower of %s lost lines: %s", self._path, self._pending.describe())
+            self._pending = FollowLoss()
