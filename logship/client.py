@@ -31,10 +31,20 @@ if TYPE_CHECKING:
     from logship.http1 import Response
 
 STREAM_HEADER = struct.Struct(">BxxxI")
+STREAM_NOTICE = 4  # logship's frame type for a notice to the person reading `logs` (asked for with notices=1)
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM = "application/vnd.docker.raw-stream"
 AUTOSTART_ENV = "LOGSHIP_NO_AUTOSTART"
 AUTOSTART_WAIT_S = 20.0
 PLAIN_HTTP_REFUSED = "Client sent an HTTP request to an HTTPS server."
 CERT_FILES_HINT = f"by default ca.pem, cert.pem and key.pem are read from ${paths.CERT_PATH_ENV} or ~/.logship"
+
+
+def multiplexed(response: Response, tty: bool) -> bool:
+    """Whether a logs or attach response is framed: as its Content-Type says (logship frames a tty
+    container's logs for a client that takes notices), else as dockerd does, unless the container has a tty."""
+    kind = response.getheader("Content-Type")
+    return kind == MULTIPLEXED if kind in (MULTIPLEXED, RAW_STREAM) else not tty
 
 
 class APIError(Exception):

@@ -15,7 +15,15 @@ import re
 import sys
 import time
 
-from logship.client import STREAM_HEADER, Client, UnusableTLSFiles, path_quote, resolve_tls
+from logship.client import (
+    STREAM_HEADER,
+    STREAM_NOTICE,
+    Client,
+    UnusableTLSFiles,
+    multiplexed,
+    path_quote,
+    resolve_tls,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms); type checkers know the name
 if TYPE_CHECKING:
@@ -173,6 +181,9 @@ class LogsCommand:
             "until": api_timestamp(until, "until") or None,
             "timestamps": "1" if timestamps else None,
             "details": "1" if details else None,
+            # Lines lost while following (a follower that fell too far behind) are told as they happen, in
+            # frames of their own, which go to stderr: a logship extension dockerd ignores.
+            "notices": "1" if follow else None,
         }
         self.timestamps = timestamps
         self.no_color = no_color
@@ -195,11 +206,14 @@ class LogsCommand:
         # This CLI demultiplexes by stream and size only: a frame per run of lines rather than per message
         # (a logship extension; dockerd ignores it) saves most of the frames to parse.
         response = client.request("GET", f"/containers/{info['Id']}/logs", {**self.query, "runs": "1"})
-        if info["Config"].get("Tty"):
-            copy_raw(response, sys.stdout.buffer)
+        lost = False
+        if multiplexed(response, bool(info["Config"].get("Tty"))):
+            lost = copy_multiplexed(response, sys.stdout.buffer, sys.stderr.buffer)
         else:
-            copy_multiplexed(response, sys.stdout.buffer, sys.stderr.buffer)
+            copy_raw(response, sys.stdout.buffer)
         sys.stdout.flush()
+        if lost:  # the notices said what on stderr; a script learns it from the exit code
+            sys.exit(1)
 
 
 _TIMESTAMP = re.compile(
@@ -259,14 +273,17 @@ def utc_seconds(year: int, month: int, day: int, hour: int, minute: int, second:
     return ((days * 24 + hour) * 60 + minute) * 60 + second
 
 
-def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> None:
+def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> bool:
     """Demultiplex Docker's framed stream in large reads. A frame's payload is copied as it arrives (a
     frame can span many reads: logship sends a run of lines as one frame), and consecutive pieces for
-    one stream go out in one write."""
+    one stream go out in one write. A notice (lines lost while following) goes to stderr as a warning;
+    returns whether there was one."""
     read = getattr(response, "read1", response.read)
     pending = b""  # the beginning of a frame header that a read cut off
     stream_type, left = STREAM_STDOUT, 0  # the frame being copied, and how much of its payload is to come
     daemon_error = b""
+    notice = b""
+    noticed = False
     while chunk := read(1 << 20):
         data = pending + chunk if pending else chunk
         pending = b""
@@ -294,6 +311,16 @@ def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) 
                     message = daemon_error.decode(errors="replace").strip()
                     raise ClickException("error from daemon in stream: " + message)
                 continue
+            if stream_type == STREAM_NOTICE:
+                notice += piece
+                if not left:
+                    _write_all(target, pieces)
+                    target, pieces = None, []
+                    stdout.flush()  # what came before the gap is out before the warning
+                    stderr.write(b"WARNING: " + notice)
+                    stderr.flush()
+                    notice, noticed = b"", True
+                continue
             out = stderr if stream_type == STREAM_STDERR else stdout
             if out is not target:
                 _write_all(target, pieces)
@@ -302,6 +329,7 @@ def copy_multiplexed(response: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) 
         _write_all(target, pieces)
         stdout.flush()
         stderr.flush()
+    return noticed
 
 
 def _write_all(target: IO[bytes] | None, pieces: list[memoryview]) -> None:

@@ -209,8 +209,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
         follow=query_bool(request, "follow") and (container.record.state.running or container.record.state.restarting),
         timestamps=timestamps,
     )
-    tty = container.record.tty
-    encoder = LogEncoder(streams, timestamps, query_bool(request, "details"), tty, query_bool(request, "runs"))
+    notices = query_bool(request, "notices")  # logship's CLI: lines lost while following told as they happen
+    raw = container.record.tty and not notices
+    encoder = LogEncoder(streams, timestamps, query_bool(request, "details"), raw, query_bool(request, "runs"), notices)
     manager = backend(request).containers
     # Output without --details (the usual `logs`, or `logs -t`) is read as runs of bytes: no Message per line.
     text = not encoder.details
@@ -222,19 +223,21 @@ async def logs(request: web.Request) -> web.StreamResponse:
     else:
         messages = await manager.read_logs(container, config)
         source, chunks = messages, (encoder.encode(batch) async for batch in messages)
-    response = web.StreamResponse(headers={"Content-Type": RAW if tty else MULTIPLEXED})
+    response = web.StreamResponse(headers={"Content-Type": RAW if raw else MULTIPLEXED})
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
         async for data in chunks:
             if data:
                 await response.write(data)
+        if closing := encoder.closing():
+            await response.write(closing)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as err:  # after the headers went out, errors travel in-band, as in Docker
         log.exception("reading logs of container %s", container.record.short_id)
         with contextlib.suppress(ConnectionResetError):
-            await response.write(error_frame(str(err), tty))
+            await response.write(error_frame(str(err), raw))
     finally:
         await source.aclose()
     await response.write_eof()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from logship.client import STREAM_HEADER, APIError, Client, DaemonUnreachable
+from logship.client import STREAM_HEADER, STREAM_NOTICE, APIError, Client, DaemonUnreachable, multiplexed
 from logship.pipeline.message import MAX_LINE_SIZE
 
 STDOUT = 1  # Docker's stream types in multiplexed frames
@@ -125,13 +125,24 @@ class StampedLines:
     line are found at the pieces' boundaries (when `--details` is off, which makes those lengths known).
     """
 
-    def __init__(self, source: int, tty: bool, keep_stamps: bool, details: bool, prefixes: dict[int, bytes]) -> None:
+    def __init__(
+        self,
+        source: int,
+        tty: bool,
+        keep_stamps: bool,
+        details: bool,
+        prefixes: dict[int, bytes],
+        notice_prefix: bytes = b"",
+    ) -> None:
         self.source = source
-        self.tty = tty
+        self.tty = tty  # the response is raw bytes (a tty container's, unframed)
         self.keep_stamps = keep_stamps
         self.details = details
         self.prefixes = prefixes
+        self.notice_prefix = notice_prefix  # names the container, even when lines go without a prefix
         self.error: str | None = None  # an error the daemon sent in the stream; reading stops there
+        self.lost = False  # the daemon said lines were lost while following (a STREAM_NOTICE)
+        self._last_stamp = b""  # a notice sorts with the line before it
         self._buffer = b""
         self._pieces: dict[int, tuple[bytes, list[bytes]]] = {}  # stream -> (first stamp, pieces so far)
 
@@ -156,6 +167,7 @@ class StampedLines:
         return lines
 
     def _add(self, lines: Lines, stamp: bytes, stream: int, text: bytes) -> None:
+        self._last_stamp = stamp
         lines.stamps.append(stamp)
         lines.streams.append(stream)
         lines.texts.append(self.prefixes[stream] + text)
@@ -172,6 +184,12 @@ class StampedLines:
             if stream == SYSTEMERR:
                 self.error = "error from daemon in stream: " + payload.decode(errors="replace").strip()
                 return b""
+            if stream == STREAM_NOTICE:  # lines lost here: a warning where they would have been
+                self.lost = True
+                lines.stamps.append(self._last_stamp)
+                lines.streams.append(STDERR)
+                lines.texts.append(self.notice_prefix + b"WARNING: " + payload)
+                continue
             if stream != STDERR:
                 stream = STDOUT  # Docker's client prints stdin frames (type 0) on stdout too
             stamp = payload[:STAMP_SIZE]
@@ -228,6 +246,7 @@ class Feed(threading.Thread):
         query: Mapping[str, str | None],
         keep_stamps: bool,
         prefixes: dict[int, bytes],
+        notice_prefix: bytes,
         events: queue.Queue[Event],
     ) -> None:
         # A daemon thread: a follow that never ends must not keep the CLI alive after Ctrl-C or a closed pipe.
@@ -239,6 +258,8 @@ class Feed(threading.Thread):
         self.query = {**query, "timestamps": "1"}
         self.keep_stamps = keep_stamps
         self.prefixes = prefixes
+        self.notice_prefix = notice_prefix
+        self.lost = False  # the daemon said lines of this container were lost while following
         self.events = events
         self.slots = threading.Semaphore(CHUNKS_AHEAD)  # released by the merge once a read is written out
 
@@ -261,19 +282,22 @@ class Feed(threading.Thread):
         if self.query.get("follow"):
             self.events.put(HistoryMark(self.source, self._history_mark(path)))
         response = self.client.request("GET", path, self.query)
-        lines = StampedLines(self.source, self.tty, self.keep_stamps, bool(self.query.get("details")), self.prefixes)
+        raw = not multiplexed(response, self.tty)
+        details = bool(self.query.get("details"))
+        lines = StampedLines(self.source, raw, self.keep_stamps, details, self.prefixes, self.notice_prefix)
         read = getattr(response, "read1", response.read)
         while lines.error is None and (chunk := read(READ_SIZE)):
             self._deliver(lines.feed(chunk))
         self._deliver(lines.finish())
         response.close()
+        self.lost = lines.lost
         return lines.error
 
     def _history_mark(self, path: str) -> bytes | None:
         """The stamp of the newest line the log has now, within --since/--until (None when there is none)."""
         if self.query.get("tail") == "0":
             return None
-        probe = {**self.query, "follow": None, "details": None, "tail": "1"}
+        probe = {**self.query, "follow": None, "details": None, "notices": None, "tail": "1"}
         body = self.client.request("GET", path, probe).read()
         stamp = body[:STAMP_SIZE] if self.tty else body[8 : 8 + STAMP_SIZE]
         return stamp or None
@@ -441,7 +465,8 @@ def show_logs(
     stderr: IO[bytes] | None = None,
 ) -> int:
     """Print the logs of `containers` (inspected, in the order named) merged by time; `query` is the logs
-    request of one container. Returns the exit code: 1 when any container's log could not be shown."""
+    request of one container. Returns the exit code: 1 when any container's log could not be shown, or lost
+    lines while following."""
     stdout = stdout if stdout is not None else sys.stdout.buffer
     stderr = stderr if stderr is not None else sys.stderr.buffer
     names = [str(container["Name"]).lstrip("/") for container in containers]
@@ -450,7 +475,7 @@ def show_logs(
     prefixes = named if display.prefix else [{STDOUT: b"", STDERR: b""} for _ in names]
     events: queue.Queue[Event] = queue.Queue()
     feeds = [
-        Feed(index, client, container, query, display.timestamps, prefixes[index], events)
+        Feed(index, client, container, query, display.timestamps, prefixes[index], named[index][STDERR], events)
         for index, container in enumerate(containers)
     ]
     output = Output(stdout, stderr)
@@ -461,7 +486,7 @@ def show_logs(
         deadline = merge.write_ready(time.monotonic())
         output.flush()
         if merge.finished:
-            return 1 if merge.failed else 0
+            return 1 if merge.failed or any(feed.lost for feed in feeds) else 0
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             merge.take(events.get(timeout=timeout))
