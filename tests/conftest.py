@@ -46,6 +46,17 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 @pytest.fixture
+def docker_py(shared_daemon: Daemon) -> Iterator[object]:
+    """docker-py's client of the module's daemon (the test is skipped where docker-py is not installed)."""
+    docker_sdk = pytest.importorskip("docker")
+    api = docker_sdk.DockerClient(base_url=shared_daemon.host)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
 def new_daemon(tmp_path: Path) -> Iterator[Daemon]:
     """A daemon of the test's own, not started: the test sets `config` then calls `start()`."""
     daemon = Daemon(tmp_path / "logship")

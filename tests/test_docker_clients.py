@@ -7,7 +7,6 @@ import os
 import re
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -178,20 +177,10 @@ def test_what_logship_lacks_is_a_clear_docker_style_error(shared_daemon: Daemon)
     assert docker(shared_daemon, "network", "ls", "--format", "{{.Name}}").out.split() == ["host", "none"]
 
 
-@pytest.fixture
-def client(shared_daemon: Daemon) -> Iterator[object]:
-    docker_py = pytest.importorskip("docker")
-    api = docker_py.DockerClient(base_url=shared_daemon.host)
-    try:
-        yield api
-    finally:
-        api.close()
-
-
-def test_docker_py_runs_follows_waits_stops_and_removes(client: object, shared_daemon: Daemon) -> None:
+def test_docker_py_runs_follows_waits_stops_and_removes(docker_py: object, shared_daemon: Daemon) -> None:
     from docker.types import LogConfig
 
-    api = client
+    api = docker_py
     info = api.info()  # type: ignore[attr-defined]
     assert info["LoggingDriver"] == "json-file"
     container = api.containers.run(  # type: ignore[attr-defined]
@@ -215,12 +204,12 @@ def test_docker_py_runs_follows_waits_stops_and_removes(client: object, shared_d
 
 
 @pytest.mark.parametrize("driver", ["json-file", "local"])
-def test_docker_py_streams_logs_a_message_per_item_as_from_dockerd(client: object, driver: str) -> None:
+def test_docker_py_streams_logs_a_message_per_item_as_from_dockerd(docker_py: object, driver: str) -> None:
     # Scripts do `for line in container.logs(stream=True)`: each item must be one line, as dockerd sends
     # a frame per message; a 20,000-byte line comes as dockerd's two messages (16 KiB, then the rest).
     from docker.types import LogConfig
 
-    container = client.containers.run(  # type: ignore[attr-defined]
+    container = docker_py.containers.run(  # type: ignore[attr-defined]
         "busybox",
         ["sh", "-c", "seq 1 3000; head -c 20000 /dev/zero | tr '\\0' x; echo; echo after"],
         detach=True,

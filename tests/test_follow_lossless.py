@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -160,16 +160,6 @@ def test_a_follower_started_before_the_first_line_prints_every_line_once_in_orde
     assert daemon.cli("logs", "--tail", "1", name).stdout.startswith(b"%05d " % LINES)
     assert not daemon.cli("logs", name).stdout.startswith(b"00001 ")  # max-file did delete the first lines
     assert "lost lines" not in daemon.daemon_log()
-
-
-@pytest.fixture
-def docker_py(daemon: Daemon) -> Iterator[object]:
-    docker_sdk = pytest.importorskip("docker")
-    api = docker_sdk.DockerClient(base_url=daemon.host)
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 def docker_py_follow(daemon: Daemon, api: object, driver: str, config: dict[str, str]) -> tuple[list[bytes], list[str]]:
