@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 import pytest
 
 from tests.fluentd_receiver import ForwardReceiver
-from tests.harness import LOGSHIP, Daemon
+from tests.harness import DOCKER, LOGSHIP, Daemon, docker_env, needs_docker
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +41,6 @@ WRITER = (
 LOG_FILES = ("-json.log", "/container.log", "/container-cached.log")  # json-file's, local's, the cache's
 SMALL_LOG = ("--log-opt", "max-size=50k", "--log-opt", "max-file=5")
 LINE = re.compile(rb"(\d{5}) x{494}")
-
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-needs_docker = pytest.mark.skipif(not os.path.exists(DOCKER), reason=f"the docker CLI is not installed ({DOCKER})")
-
-
-def docker_env(daemon: Daemon) -> dict[str, str]:
-    return {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(daemon.root / "docker-config")}
 
 
 def numbers(stdout: bytes) -> list[int]:
