@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.fluentd_receiver import ForwardReceiver
+from tests.fluentd_real import FluentdServer
 from tests.harness import DOCKER, LOGSHIP, Daemon, docker_env, needs_docker
 
 pytestmark = pytest.mark.integration
@@ -106,16 +106,17 @@ def daemon(shared_daemon: Daemon) -> Daemon:
     return shared_daemon
 
 
-def log_options(setup: str, compress: str, receiver: ForwardReceiver | None) -> list[str]:
-    """`run` options for a small rotated log: json-file's or local's, or the cache of a fluentd container."""
+def log_options(setup: str, compress: str, request: pytest.FixtureRequest) -> list[str]:
+    """`run` options for a small rotated log: json-file's or local's, or the cache of a fluentd container (the
+    real Fluentd of ../shared/peers when it is there, else the in-process receiver: the run says which)."""
     if setup != "cache":
         return ["--log-driver", setup, *SMALL_LOG, "--log-opt", f"compress={compress}"]
-    assert receiver is not None
+    fluentd: FluentdServer = request.getfixturevalue("fluentd")
     return [
         "--log-driver",
         "fluentd",
         "--log-opt",
-        f"fluentd-address={receiver.address}",
+        f"fluentd-address={fluentd.address}",
         *(option.replace("max-", "cache-max-") for option in SMALL_LOG),
         "--log-opt",
         f"cache-compress={compress}",
@@ -139,10 +140,10 @@ SETUPS = [
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize(("setup", "compress"), SETUPS)
 def test_a_follower_started_before_the_first_line_prints_every_line_once_in_order(
-    daemon: Daemon, receiver: ForwardReceiver, client: str, setup: str, compress: str
+    daemon: Daemon, request: pytest.FixtureRequest, client: str, setup: str, compress: str
 ) -> None:
     name = f"lossless-{client}-{setup}-{compress}"
-    daemon.ok("run", "-d", "--name", name, *log_options(setup, compress, receiver), "busybox", "sh", "-c", WRITER)
+    daemon.ok("run", "-d", "--name", name, *log_options(setup, compress, request), "busybox", "sh", "-c", WRITER)
     code, stdout, stderr, held = stalled_follower(daemon, *follow_command(daemon, client, name), name)
     assert (code, stderr) == (0, b"")
     assert numbers(stdout) == list(range(1, LINES + 1))
