@@ -310,6 +310,26 @@ def test_a_follower_with_no_follow_backlog_loses_what_max_file_deletes_as_in_doc
     assert got == [*range(10), FollowLoss(lines=160, files=16, nbytes=16 * 2 * kind.batch_size), *range(170, 200)]
 
 
+def test_followers_far_behind_at_different_places_each_get_every_line(tmp_path: Path, kind: FileDriver) -> None:
+    async def scenario() -> tuple[list[Message], list[Message]]:
+        driver = await kind.open(tmp_path, two_batches(kind, **{"max-file": "3", "compress": "true"}))
+        await driver.log(batch(0, 5))
+        early = driver.read_logs(ReadConfig(follow=True))
+        early_seen = await settle(anext(early))
+        for start in range(5, 100, 5):
+            await driver.log(batch(start, 5))
+        late = driver.read_logs(ReadConfig(follow=True))  # from generation 9, with the files still there
+        late_seen = await settle(anext(late))
+        for start in range(100, 200, 5):
+            await driver.log(batch(start, 5))
+        await driver.close()
+        return early_seen + await settle(drain(early)), late_seen + await settle(drain(late))
+
+    early, late = asyncio.run(scenario())
+    assert numbers(early) == list(range(200))
+    assert numbers(late) == list(range(70, 200))  # what the three files held when it came, then everything
+
+
 def test_the_backlog_bounds_what_a_follower_holds_not_what_it_was_ever_handed(tmp_path: Path, kind: FileDriver) -> None:
     async def scenario() -> list[Message]:
         # Twice, the follower falls two deleted files behind (its whole backlog) and catches up.
