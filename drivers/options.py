@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from logship.drivers import registry
 from logship.errors import InvalidParameter, LogshipError
 from logship.pipeline.info import ContainerInfo
+from logship.pipeline.ratelimit import RateLimit
 from logship.pipeline.tagtemplate import render_tag
 from logship.units import SizeError, go_duration_or_none, ram_in_bytes
 
@@ -41,6 +42,8 @@ COMMON_OPTIONS = frozenset(
         "cache-tag",
         "buffer-max-size",
         "buffer-max-age",
+        "rate-limit",
+        "rate-burst",
     }
 )
 
@@ -70,6 +73,38 @@ def buffer_max_age_of(opts: Mapping[str, str]) -> float:
         return DEFAULT_BUFFER_MAX_AGE_S
     seconds = go_duration_or_none(value)
     return seconds if seconds is not None else DEFAULT_BUFFER_MAX_AGE_S
+
+
+def rate_limit_of(opts: Mapping[str, str]) -> RateLimit | None:
+    """The container's rate limit (`rate-limit` lines per second, `rate-burst` lines, by default one second's
+    worth), None when unset."""
+    value = opts.get("rate-limit")
+    if not value:
+        return None
+    rate = float(value)
+    burst = int(opts["rate-burst"]) if opts.get("rate-burst") else max(1, int(rate))
+    return RateLimit(rate, burst)
+
+
+def _validate_rate(opts: Mapping[str, str]) -> None:
+    if "rate-limit" in opts:
+        try:
+            rate = float(opts["rate-limit"])
+        except ValueError:
+            rate = -1.0
+        if not rate > 0 or rate == float("inf"):
+            raise InvalidParameter(
+                f"invalid rate-limit '{opts['rate-limit']}': give the lines per second a container may log "
+                "(a number above 0, such as 10000)"
+            )
+    if "rate-burst" in opts:
+        if "rate-limit" not in opts:
+            raise InvalidParameter("rate-burst needs rate-limit: give both, e.g. rate-limit=1000 rate-burst=5000")
+        burst = opts["rate-burst"]
+        if not burst.isdigit() or int(burst) < 1:
+            raise InvalidParameter(
+                f"invalid rate-burst '{burst}': give how many lines may come at once (a whole number above 0)"
+            )
 
 
 def _validate_buffer(driver: str, opts: Mapping[str, str]) -> None:
@@ -117,6 +152,7 @@ def validate(driver: str, opts: Mapping[str, str]) -> None:
         except ValueError:
             raise InvalidParameter(f"invalid value for option cache-disabled: {opts['cache-disabled']}") from None
     _validate_buffer(driver, opts)
+    _validate_rate(opts)
     from logship.drivers import cache
 
     cache.validate(opts)

@@ -123,3 +123,31 @@ def test_ps_after_a_restart_shows_running_and_ended_containers_as_they_are(new_d
     assert " Up " in ps_row(new_daemon, "stays")
     assert "Exited (3)" in ps_row(new_daemon, "ends")
     new_daemon.ok("rm", "-f", "stays")
+
+
+def test_fifty_running_containers_are_all_reattached_after_a_kill_and_lose_nothing(new_daemon: Daemon) -> None:
+    import docker as docker_py  # the API as docker-py drives it: fifty CLI processes would dominate the test
+
+    new_daemon.start()
+    new_daemon.import_busybox()
+    client = docker_py.DockerClient(base_url=new_daemon.host, version="1.41")
+    writer = "trap 'exit 0' TERM; i=0; while true; do echo $i; i=$((i+1)); sleep 0.02; done"
+    containers = [client.containers.run("busybox", ["sh", "-c", writer], detach=True) for _ in range(50)]
+
+    until(lambda: all(_lines_read(client, c.id) > 0 for c in containers), "every container's first lines")
+    new_daemon.kill9()
+    time.sleep(1)  # they write on meanwhile, into their pipes
+    new_daemon.start()
+    client = docker_py.DockerClient(base_url=new_daemon.host, version="1.41")
+    assert sorted(c.id for c in client.containers.list()) == sorted(c.id for c in containers), "all reattached"
+    until(lambda: all(_lines_read(client, c.id) > 100 for c in containers), "more lines after the restart")
+    for container in containers:
+        container.stop(timeout=5)
+    for container in containers:
+        numbers = numbers_in(container.logs().decode())
+        assert numbers == list(range(len(numbers))), f"{container.id[:12]}: each line once, in order"
+    client.close()
+
+
+def _lines_read(client: object, container_id: str) -> int:
+    return int(client.api.inspect_container(container_id)["LogStats"]["LinesRead"])  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from logship.pipeline.copier import SpooledCopy
 from logship.pipeline.cursor import StreamCursor
 from logship.pipeline.ledger import Checkpoint, FileIntent, Ledger
 from logship.pipeline.message import MAX_LINE_SIZE, Batch
+from logship.pipeline.splicer import Splicer
 from logship.pipeline.spool import Spool
 
 F_SETPIPE_SZ = 1031
@@ -83,10 +84,11 @@ async def run_daemon(
     (driver,) = in_step.drivers
     spool.start_run(["stdout"])
     spooled = spool.stream("stdout")
-    copy = SpooledCopy(
-        spooled, StreamCursor(spooled, spool.restart_point("stdout"), MAX_LINE_SIZE), in_step.to(driver.log)
+    copier = SpooledCopy(
+        spool, [StreamCursor(spooled, spool.restart_point("stdout"), MAX_LINE_SIZE)], in_step.to(driver.log)
     )
-    copying = asyncio.ensure_future(copy.run(fd))
+    splicer = Splicer({"stdout": spooled}, {"stdout": fd}, True, copier)
+    copying = asyncio.ensure_future(asyncio.gather(splicer.run(), copier.run()))
     hung = asyncio.ensure_future(recorder.hanging.wait())
     await asyncio.wait({copying, hung}, return_when=asyncio.FIRST_COMPLETED)
     if not copying.done():

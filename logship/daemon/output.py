@@ -27,6 +27,7 @@ from logship.pipeline.cursor import StreamCursor
 from logship.pipeline.diskbuffer import BufferConfig, DiskBuffer
 from logship.pipeline.message import STDERR, STDOUT
 from logship.pipeline.router import Router
+from logship.pipeline.splicer import Splicer
 from logship.pipeline.splitter import LineSplitter
 from logship.pipeline.spool import Spool
 from logship.pipeline.stats import LogStats
@@ -82,6 +83,7 @@ class Output:
                     self.gate = BufferGate(container_id, self.buffers, budget, blocking)
             self.in_step = InStep(self.spool, in_step_drivers, blocking)
             in_step_drivers = self.in_step.drivers
+        self.rate = options.rate_limit_of(opts)
         max_buffer = options.max_buffer_size_of(opts) if not blocking else 0
         self.router = Router(container_id, in_step_drivers, stats, mode, max_buffer)
         for buffer in self.buffers:
@@ -105,7 +107,9 @@ class Output:
         count_bytes: Callable[[int], None] | None,
         name: str,
     ) -> list[asyncio.Task[None]]:
-        """Copier tasks for a run's streams ((fd, stream) pairs; fd None: only what the spool holds)."""
+        """The tasks that take a run's output ((fd, stream) pairs; fd None: only what the spool holds) to the
+        drivers: with a spool, the splicer and the copier (both end once every stream has ended and all is
+        processed); for a tty, a copier per stream."""
         max_line = line_limit(self.router.drivers)
         loop = asyncio.get_running_loop()
         spool, in_step = self.spool, self.in_step
@@ -120,19 +124,33 @@ class Output:
             ]
         in_step.save_progress()  # a restart policy's next run resumes from the saved points
         spool.start_run(stream for _, stream in streams)
-        deliver = in_step.to(self.router.deliver)
-        tasks = []
-        for fd, stream in streams:
-            spooled = spool.stream(stream)
-            cursor = StreamCursor(spooled, spool.restart_point(stream), max_line)
-            copy = SpooledCopy(spooled, cursor, deliver, publish, count_bytes, self.gate)
-            tasks.append(loop.create_task(copy.run(fd), name=f"copy-{stream}-{name}"))
-        return tasks
+        cursors = [StreamCursor(spool.stream(s), spool.restart_point(s), max_line) for _, s in streams]
+        copier = SpooledCopy(spool, cursors, in_step.to(self.router.deliver), publish)
+        splicer = Splicer(
+            {stream: spool.stream(stream) for _, stream in streams},
+            {stream: fd for fd, stream in streams},
+            self.blocking,
+            copier,
+            self.gate,
+            count_bytes,
+            self._dropped_before_spool,
+            self.rate,
+        )
+        return [
+            loop.create_task(splicer.run(), name=f"splice-{name}"),
+            loop.create_task(copier.run(), name=f"copy-{name}"),
+        ]
+
+    def _dropped_before_spool(self, lines: int) -> None:
+        """Lines no driver gets (a rate limit in non-blocking mode, a full disk): read, and dropped for every
+        driver."""
+        self.stats.lines_read += lines
+        for driver in self.stats.drivers:
+            driver.lines_dropped += lines
 
     async def replay(self) -> None:
         """What a previous daemon spooled but did not write out, the container being gone."""
-        for task in self.copy([(None, STDOUT), (None, STDERR)], None, None, self.container_id[:12]):
-            await task
+        await asyncio.gather(*self.copy([(None, STDOUT), (None, STDERR)], None, None, self.container_id[:12]))
 
     async def close(self, timeout: float) -> list[DiskBuffer]:
         """The container's logs are closed: flush the in-step drivers (bounded) and tell the disk buffers no

@@ -18,37 +18,21 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from logship.asyncfd import wait_readable
-from logship.pipeline.cursor import StreamCursor
+from logship.pipeline.cursor import StreamCursor, earliest
 from logship.pipeline.ledger import Checkpoint
 from logship.pipeline.message import Batch
 from logship.pipeline.splitter import LineSplitter
-from logship.pipeline.spool import READ_SIZE, StreamSpool
+from logship.pipeline.spool import READ_SIZE, Spool
 
 log = logging.getLogger("logship.spool")
 
-FREED_PAUSE_S = 0.05
-FULL_REPORT_INTERVAL_S = 60.0
+COPY_CHUNK = 256 << 10  # processed at a time, between turns of the event loop
 
 Sink = Callable[[Batch], Awaitable[None]]
 SpooledSink = Callable[[Batch, int, Checkpoint], Awaitable[None]]  # a batch, its first line, its checkpoint
 RawSink = Callable[[str, bytes], Awaitable[None]]
-
-
-class Gate(Protocol):
-    """What the copier asks before taking more from a container's pipe into the spool."""
-
-    async def before_splice(self) -> int:
-        """Wait while a disk budget is used up (blocking mode), or make room (non-blocking mode); how many
-        bytes the next splice may take."""
-
-    def bypassed(self, lines: int) -> None:
-        """Lines that went past the spool (a full disk in non-blocking mode): disk buffers never see them."""
-
-    def disk_full(self) -> bool:
-        """Non-blocking mode on a full disk: free spool space as a used-up budget would; whether any was."""
 
 
 async def copy_stream(
@@ -101,143 +85,57 @@ async def copy_one_read(
 
 
 class SpooledCopy:
-    """One stream through the spool: what a previous daemon spooled but the in-step drivers did not write
-    first, then the FIFO until EOF. `fd` None: the input has already ended (the container is gone), only
-    what the spool holds is processed."""
+    """A container's streams through the spool to the in-step drivers, merged in the order the splicer read
+    them (`earliest`): first what a previous daemon spooled but the in-step drivers did not write, then
+    whatever the splicer brings, until every stream's input has ended and been processed.
+
+    A read is processed COPY_CHUNK at a time, with a turn for the event loop after each, so the splicer
+    keeps reading the pipes (and other containers keep going) while a burst is processed.
+    """
 
     def __init__(
         self,
-        spooled: StreamSpool,
-        cursor: StreamCursor,
+        spool: Spool,
+        cursors: list[StreamCursor],
         deliver: SpooledSink,
         on_raw: RawSink | None = None,
-        on_read: Callable[[int], None] | None = None,
-        gate: Gate | None = None,
     ) -> None:
-        self.spooled = spooled
-        self.cursor = cursor
+        self.spool = spool
+        self.cursors = cursors
         self.deliver = deliver
         self.on_raw = on_raw
-        self.on_read = on_read
-        self.gate = gate
-        self._full_since = 0.0  # monotonic time the disk was found full, 0 while there is space
-        self._full_reported = False  # this time it was full was said in the daemon log
-        self._full_said_at = -FULL_REPORT_INTERVAL_S
-        self._full_unsaid = 0  # times it was full since the last report
-        self._full_pause = 0.05
+        self._progress = asyncio.Event()
 
-    async def run(self, fd: int | None) -> None:
-        spooled = self.spooled
-        if fd is None:
-            spooled.input_ended.set()
-            spooled.end_run()
+    def lag(self) -> int:
+        """Bytes spooled that are not processed yet (the splicer stays within IN_STEP_LAG of them)."""
+        return sum(cursor.backlog() for cursor in self.cursors)
+
+    async def wait_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
+
+    async def run(self) -> None:
         try:
             while True:
-                read = self.cursor.read()
-                if read is not None:
-                    chunk, deliveries = read
-                    if self.on_raw is not None and chunk:
-                        await self.on_raw(spooled.stream, chunk)
-                    spooled.lines = self.cursor.lines
-                    for batch, first_line, checkpoint in deliveries:
-                        await self.deliver(batch, first_line, checkpoint)
+                cursor = earliest(self.cursors)
+                if cursor is None:
+                    if all(c.spooled.input_ended.is_set() and not c.has_more() for c in self.cursors):
+                        return
+                    self._progress.set()
+                    await self.spool.wait_arrival()
                     continue
-                if fd is None or spooled.input_ended.is_set():
-                    return
-                await self._splice(fd)
+                read = cursor.read(COPY_CHUNK)
+                if read is None:
+                    continue
+                chunk, deliveries = read
+                cursor.spooled.lines = cursor.lines
+                if self.on_raw is not None and chunk:
+                    await self.on_raw(cursor.stream, chunk)
+                for batch, first_line, checkpoint in deliveries:
+                    await self.deliver(batch, first_line, checkpoint)
+                self._progress.set()
+                await asyncio.sleep(0)
         finally:
-            self.cursor.close()
-
-    async def _splice(self, fd: int) -> None:
-        spooled = self.spooled
-        limit = READ_SIZE if self.gate is None else await self.gate.before_splice()
-        try:
-            moved = spooled.splice_from(fd, limit)
-        except OSError as err:
-            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            self._report_full(err)
-            if spooled.spool.blocking:
-                await self._wait_for_space()
-            elif self.gate is not None and self.gate.disk_full():
-                await asyncio.sleep(FREED_PAUSE_S)  # the freed segments are deleted off the event loop
-            else:
-                await self._bypass(fd)
-            return
-        if self._full_since:
-            if self._full_reported:
-                log.warning(
-                    "space is available again for the spool of %s in %s: spooling resumed after %.1f s%s",
-                    spooled.stream,
-                    spooled.directory,
-                    time.monotonic() - self._full_since,
-                    ", none lost" if spooled.spool.blocking else "",
-                )
-            self._full_since = 0.0
-            self._full_reported = False
-        if moved < 0:
-            await wait_readable(fd)
-        elif moved == 0:
-            spooled.input_ended.set()
-            spooled.end_run()
-            spooled.spool.arrived()  # readers waiting for bytes learn that the run ended
-        elif self.on_read is not None:
-            self.on_read(moved)
-
-    def _report_full(self, err: OSError) -> None:
-        """Once per full disk, and at most once a minute: a disk buffer that frees space only to see it taken
-        again by the next reads fills it many times a minute."""
-        if self._full_since:
-            return
-        now = time.monotonic()
-        self._full_since = now
-        self._full_pause = 0.05
-        if now - self._full_said_at < FULL_REPORT_INTERVAL_S:
-            self._full_unsaid += 1
-            return
-        self._full_said_at = now
-        self._full_reported = True
-        if self.spooled.spool.blocking:
-            consequence = "the container's output waits in its pipe (the container blocks once the pipe is full)"
-        else:
-            consequence = (
-                "non-blocking mode: disk-buffered drivers give up their oldest lines to make room, and with none "
-                "left the output bypasses the spool (not crash-safe; disk-buffered drivers miss it); drops are "
-                "counted"
-            )
-        again = f" (full {self._full_unsaid} more times since the last report)" if self._full_unsaid else ""
-        self._full_unsaid = 0
-        log.error(
-            "no space left to spool the output %s in %s (%s); %s until disk space is freed on that filesystem%s",
-            self.spooled.stream,
-            self.spooled.directory,
-            os.strerror(err.errno or errno.ENOSPC),
-            consequence,
-            again,
-        )
-
-    async def _wait_for_space(self) -> None:
-        """Blocking mode with the disk full: the bytes stay in the pipe, losing nothing; retry with a growing
-        pause."""
-        await asyncio.sleep(self._full_pause)
-        self._full_pause = min(self._full_pause * 2, 1.0)
-
-    async def _bypass(self, fd: int) -> None:
-        """Non-blocking mode with the disk full: the container must never wait, so one read goes straight to
-        the in-step drivers, which drop and count what they cannot take; the disk-buffered ones count it all
-        as dropped. The spool stays consistent: these bytes are simply not in it (it had been read to its end
-        before splicing was tried)."""
-        splitter = self.cursor.splitter
-        count = 0
-
-        async def deliver(batch: Batch) -> None:
-            nonlocal count
-            count += len(batch)
-            # Not in the spool: no checkpoint moves (the in-step ledgers stay where the spool's bytes end).
-            await self.deliver(batch, -1, self.cursor.checkpoint)
-
-        if not await copy_one_read(fd, splitter, deliver, self.on_raw, self.on_read):
-            self.spooled.input_ended.set()
-            self.spooled.end_run()
-        if self.gate is not None and count:
-            self.gate.bypassed(count)
+            self._progress.set()
+            for cursor in self.cursors:
+                cursor.close()

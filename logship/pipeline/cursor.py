@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from logship.pipeline.ledger import Checkpoint
@@ -22,6 +23,24 @@ from logship.pipeline.splitter import LineSplitter
 from logship.pipeline.spool import READ_SIZE, SEGMENT_BYTES, StreamSpool
 
 _SCAN = 64 << 10  # looking for a line boundary: this much at a time
+
+
+# At equal read times (a splicer round reads stderr first), stderr comes first.
+_RANK = {"stderr": 0, "stdout": 1}
+
+
+def earliest(cursors: Iterable[StreamCursor]) -> StreamCursor | None:
+    """The cursor whose next bytes were read from the container first (a run's end first of all), None
+    when none has anything: how every reader merges a container's streams, so all see one order."""
+    best: StreamCursor | None = None
+    best_key = (0, 0)
+    for cursor in cursors:
+        if not cursor.has_more():
+            continue
+        key = (cursor.next_time(), _RANK.get(cursor.stream, 2))
+        if best is None or key < best_key:
+            best, best_key = cursor, key
+    return best
 
 
 class Delivery(NamedTuple):

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from logship.drivers.base import ConfirmsDelivery, Flushes, LogDriver, Undelivered
-from logship.pipeline.cursor import StreamCursor
+from logship.pipeline.cursor import StreamCursor, earliest
 from logship.pipeline.ledger import Checkpoint, Ledger
 from logship.pipeline.message import Batch
 from logship.pipeline.spool import READ_SIZE, Spool
@@ -130,16 +130,7 @@ class DiskBuffer:
 
     def _next(self) -> StreamCursor | None:
         """The stream whose next bytes were read from the container first."""
-        best: StreamCursor | None = None
-        best_time = 0
-        for name in self.spool.streams:
-            cursor = self._cursor(name)
-            if not cursor.has_more():
-                continue
-            when = cursor.next_time()
-            if best is None or when < best_time:
-                best, best_time = cursor, when
-        return best
+        return earliest(self._cursor(name) for name in self.spool.streams)
 
     def _input_over(self) -> bool:
         return self._closing and all(s.input_ended.is_set() for s in self.spool.streams.values())

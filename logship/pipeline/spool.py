@@ -64,6 +64,7 @@ class Times:
         self.stamps = array("q")
         self._fd = -1
         self._failed = False
+        self._dirty = False  # the last record was extended in memory only
         with contextlib.suppress(FileNotFoundError):
             raw = path.read_bytes()
             for end, stamp in MARK.iter_unpack(raw[: len(raw) - len(raw) % MARK.size]):
@@ -74,14 +75,26 @@ class Times:
         if writable:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
-    def add(self, end: int, stamp: int) -> None:
-        """Bytes up to `end` were read at `stamp`."""
-        if self.stamps and stamp - self.stamps[-1] < MARK_GRANULARITY_NS:
+    def add(self, end: int, stamp: int, may_extend: bool) -> None:
+        """Bytes up to `end` were read at `stamp`. A read less than MARK_GRANULARITY_NS after the previous one
+        of this stream, with no other stream read in between (`may_extend`), extends its record: the record's
+        new end is saved with the next record or at `flush` (a kill before that: those bytes get the next
+        record's time, or the time they are read again)."""
+        if may_extend and self.stamps and stamp - self.stamps[-1] < MARK_GRANULARITY_NS:
             self.ends[-1] = end
-        else:
-            self.ends.append(end)
-            self.stamps.append(stamp)
-        index = len(self.ends) - 1
+            self._dirty = True
+            return
+        self.flush()
+        self.ends.append(end)
+        self.stamps.append(stamp)
+        self._write(len(self.ends) - 1)
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._write(len(self.ends) - 1)
+
+    def _write(self, index: int) -> None:
         if self._fd < 0:
             return
         try:  # at a fixed place, not appended: a write cut short by a full disk is overwritten by the next
@@ -105,6 +118,7 @@ class Times:
 
     def close(self) -> None:
         if self._fd >= 0:
+            self.flush()
             os.close(self._fd)
             self._fd = -1
 
@@ -191,10 +205,42 @@ class StreamSpool:
         stamp = time.time_ns()
         moved = _splice(fd, out, min(room, READ_SIZE, limit), self.end - self._out_start)
         if moved > 0:
-            self.end += moved
-            self._times[self._out_start].add(self.end, stamp)
-            self.spool.arrived()
+            self._landed(moved, stamp)
         return moved
+
+    def append(self, data: bytes, stamp: int) -> int:
+        """Write bytes read by the daemon (rather than spliced) into the spool, as read at `stamp`: how many
+        were written (a full disk can cut a write short; OSError when not a byte could be written)."""
+        written = 0
+        while written < len(data):
+            try:
+                out, room = self._writable_segment()
+                count = os.pwrite(out, data[written : written + room], self.end - self._out_start)
+            except OSError:
+                if not written:
+                    raise
+                break
+            if count <= 0:
+                break
+            written += count
+            self._landed(count, stamp)
+        return written
+
+    def _landed(self, count: int, stamp: int) -> None:
+        self.end += count
+        self._times[self._out_start].add(self.end, stamp, may_extend=self.spool.last_marked is self)
+        self.spool.last_marked = self
+
+    def ends_line(self) -> bool:
+        """Whether what is spooled ends with a newline (or nothing is spooled)."""
+        if not self.end:
+            return True
+        start = self.segment_of(self.end - 1)
+        fd = os.open(self.segment_path(start), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, 1, self.end - 1 - start) == b"\n"
+        finally:
+            os.close(fd)
 
     def begin_run(self) -> None:
         """A restart policy's next run writes on where the previous one ended."""
@@ -300,6 +346,7 @@ class Spool:
         self.ledgers: dict[str, Ledger] = {}
         self.streams: dict[str, StreamSpool] = {}
         self.keepers: list[Keeper] = []
+        self.last_marked: StreamSpool | None = None  # the stream whose bytes came last (see Times.add)
         self._resume_ledgers: list[Ledger] = []
         self._arrived = asyncio.Event()
 
