@@ -1,11 +1,11 @@
-"""The copier: a container's stdout/stderr in, batches of lines out to the drivers that go in step with it.
+"""The copier: a container's output, batches of lines out to the drivers that go in step with it.
 
-With FIFOs (every container without a tty) the bytes go from the pipe into the spool first, by splice, and
-the copier splits them from there with its own cursor (`logship.pipeline.cursor`), so a daemon killed at
-any moment loses nothing it read. One read is processed before the next is spliced: a slow in-step
-driver makes the container wait (blocking mode), and the spool stays small. Disk-buffered drivers read
-the same spool with cursors of their own; they hold the container only through the `Gate` asked before
-each splice, once their disk budget is used up.
+With FIFOs (every container without a tty) the splicer (`logship.pipeline.splicer`) takes the bytes from
+the pipes into the spool, so a daemon killed at any moment loses nothing it read, and the copier splits
+them from there with a cursor per stream (`logship.pipeline.cursor`), merging the streams in the order
+they were read. A slow in-step driver makes the container wait (blocking mode) through the splicer,
+which stays within IN_STEP_LAG of the copier. Disk-buffered drivers read the same spool with cursors of
+their own.
 
 A pty is not a pipe: its output cannot be spliced, nor replayed. It is read and split directly.
 """
