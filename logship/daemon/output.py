@@ -1,6 +1,7 @@
 """A container's output while its logs are open (across the runs of a restart policy): the spool, the
-splicer that takes the pipes into it, the copier that reads it in step with the file drivers (json-file, local, journald, the dual-logging cache)
-behind the router, and the disk buffers of the drivers that ship off the host.
+splicer that takes the pipes into it, the copier that reads it in step with the file drivers (json-file,
+local, journald, the dual-logging cache) behind the router, and the disk buffers of the drivers that ship
+off the host.
 
     FIFOs --splice--> spool --copier--> router --> in-step drivers
                              \\--disk buffer--> fluentd / awslogs / ... (own pace, own budget)
