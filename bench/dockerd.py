@@ -138,6 +138,9 @@ class Dockerd:
         with (self.root / "containerd.log").open("ab") as log:
             self._containerd = subprocess.Popen(["containerd", "--config", str(config)], stdout=log, stderr=log)
         self._wait_for(containerd_socket, self._containerd, "containerd")
+        self._start_dockerd()
+
+    def _start_dockerd(self) -> None:
         args = [
             "dockerd",
             "--data-root",
@@ -149,7 +152,7 @@ class Dockerd:
             "-H",
             f"unix://{self.socket}",
             "--containerd",
-            str(containerd_socket),
+            str(self.containerd_socket),
             "--storage-driver",
             "overlay2",
             "--iptables=false",
@@ -166,6 +169,14 @@ class Dockerd:
             if self._dockerd.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"dockerd did not start; see {self.root / 'dockerd.log'}")
             time.sleep(0.2)
+
+    def restart_daemon(self, sig: int = signal.SIGTERM) -> None:
+        """dockerd alone stopped by `sig` and started again (containerd and, with --live-restore, the
+        containers stay)."""
+        assert self._dockerd is not None
+        self._dockerd.send_signal(sig)
+        self._dockerd.wait(timeout=120)
+        self._start_dockerd()
 
     def _wait_for(self, socket: Path, process: subprocess.Popen[bytes], name: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -13,6 +13,7 @@ import fcntl
 import grp
 import logging
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -206,10 +207,23 @@ def _daemon_log_problem(settings: Settings) -> str:
     return f"daemon-log is journald but {problem}" if problem else ""
 
 
+def _raise_open_files_limit() -> None:
+    """A container holds about ten descriptors in the daemon (its FIFOs, spool segments, read times, log
+    files, ledgers): the soft limit many systems give (1024) would stop at ~100 containers. Raise it to the
+    hard limit, as Go's runtime does for dockerd."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(flags: Flags) -> int:
     # The CLI's main() lets SIGPIPE end it quietly (`logship logs x | head`); the daemon writes to clients
     # that may hang up at any time, which must be an error on that one connection, not the daemon's death.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    _raise_open_files_limit()
     try:
         settings = load(flags)
         context = tls_context(settings)

@@ -25,8 +25,8 @@ from logship.pipeline.spool import READ_SIZE, SEGMENT_BYTES, StreamSpool
 _SCAN = 64 << 10  # looking for a line boundary: this much at a time
 
 
-# At equal read times (a splicer round reads stderr first), stderr comes first.
-_RANK = {"stderr": 0, "stdout": 1}
+# At equal read times (a splicer round reads stdout first), stdout comes first.
+_RANK = {"stdout": 0, "stderr": 1}
 
 
 def earliest(cursors: Iterable[StreamCursor]) -> StreamCursor | None:

@@ -1,6 +1,6 @@
 """The splicer: a container's output from its FIFOs into its spool, as soon as it is there.
 
-One task per container run takes what every pipe holds, stderr first, each read stamped with the time
+One task per container run takes what every pipe holds, stdout first, each read stamped with the time
 just before it (see `logship.pipeline.spool`), then lets the readers (the copier, the disk buffers) work.
 It never waits for them to process a read before taking the next: a line written to stderr in the middle
 of a burst on stdout is read, and stamped, within what the pipes held at that moment, as Docker's 2 KiB
@@ -37,10 +37,10 @@ from logship.pipeline.spool import READ_SIZE, StreamSpool
 log = logging.getLogger("logship.spool")
 
 IN_STEP_LAG = 4 << 20  # how far the splicer may run ahead of the in-step copier
-STEP = 8 << 10  # a stream's first read of a burst while another is open (Docker reads 2 KiB at a time)
+STEP = 4 << 10  # a stream's first read of a burst while another is open (Docker reads 2 KiB at a time)
 FULL_REPORT_INTERVAL_S = 60.0
 FREED_PAUSE_S = 0.05
-ORDER = ("stderr", "stdout")  # read in this order: a line on stderr is usually the one that explains
+ORDER = ("stdout", "stderr")  # read in this order in a round: a program usually prints, then complains
 
 
 class Gate(Protocol):
@@ -130,7 +130,7 @@ class Splicer:
                 await _any_readable(waiting)
 
     async def _rounds(self, room: int) -> tuple[int, list[int]]:
-        """Rounds over the open streams, stderr first, up to `room` bytes in all: the bytes moved, and the
+        """Rounds over the open streams, stdout first, up to `room` bytes in all: the bytes moved, and the
         pipes found empty.
 
         While more than one stream is open, a stream's reads start small at the beginning of a burst
