@@ -207,9 +207,13 @@ class DiskBuffer:
         elif self._unmatched:  # part of a batch delivered: a restart skips that part
             head = self._inflight[0]
             reached[head.stream] = Checkpoint(head.restart.offset, head.restart.line, head.first_line + self._unmatched)
-        if reached:
-            for stream, checkpoint in reached.items():
+        moved = False
+        for stream, checkpoint in reached.items():
+            # Never back: a batch read before a full disk let go of the spool under it restarts earlier.
+            if _ahead(checkpoint, self.ledger.checkpoint(stream)):
                 self.ledger.acknowledge(stream, checkpoint, save=False)
+                moved = True
+        if moved:
             self._save()
         self._progress.set()
 
@@ -299,7 +303,10 @@ class DiskBuffer:
             if point.offset >= spooled.end:
                 continue
             waiting += spooled.end - point.offset
-            stamp, _ = spooled.region(point.offset)
+            try:
+                stamp, _ = spooled.region(point.offset)
+            except FileNotFoundError:  # the spool was let go of under a full disk
+                stamp = 0
             if stamp and (not oldest or stamp < oldest):
                 oldest = stamp
             lines += max(0, spooled.lines - point.delivered)
@@ -361,3 +368,8 @@ class DiskBuffer:
             await asyncio.wait_for(self.driver.close(), STOP_BOUND_S)
         self.done.set()
         return left
+
+
+def _ahead(new: Checkpoint, old: Checkpoint) -> bool:
+    """Whether `new` is further than `old` (a later restart point, or more of its lines delivered)."""
+    return new.offset > old.offset or (new.offset == old.offset and new.delivered > old.delivered)
