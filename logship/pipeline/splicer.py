@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from logship.asyncfd import wait_readable
 from logship.pipeline.ratelimit import RateLimit
 from logship.pipeline.spool import READ_SIZE, StreamSpool
 
@@ -353,9 +352,20 @@ class Splicer:
 
 
 async def _any_readable(fds: list[int]) -> None:
-    waits = [wait_readable(fd) for fd in fds]
+    """Until one of `fds` polls readable (data or EOF). The readers are removed before this returns: a
+    removal left to a cancelled future's callback would run after the next wait had registered its own
+    reader on the same fd, and remove that one (a lost wakeup: the stream's EOF never seen)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, wake)
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await ready
     finally:
-        for wait in waits:
-            wait.cancel()
+        for fd in fds:
+            loop.remove_reader(fd)
