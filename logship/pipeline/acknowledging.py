@@ -46,9 +46,9 @@ class Mark:
     checkpoint: Checkpoint  # where the driver is once the batch is written
 
 
-# The optional abilities of a driver (LogReader, SizedLogger, ReportsDelivery) and its log path: an
-# `Acknowledging` driver has exactly those of the driver it wraps.
-_PASSED_THROUGH = ("read_logs", "buffer_size", "delivery_counters", "path")
+# The optional abilities of a driver (LogReader, TextLogReader, SizedLogger, ReportsDelivery) and its log
+# path: an `Acknowledging` driver has exactly those of the driver it wraps.
+_PASSED_THROUGH = ("read_logs", "read_text", "buffer_size", "delivery_counters", "path")
 
 
 class Acknowledging:
