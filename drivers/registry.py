@@ -29,6 +29,8 @@ _BUILTIN: dict[str, str] = {
     "fluentd": "logship.drivers.fluentd",
     "awslogs": "logship.drivers.awslogs",
     "local": "logship.drivers.local",
+    "syslog": "logship.drivers.syslog",
+    "gelf": "logship.drivers.gelf",
     "none": "logship.drivers.none",
 }
 

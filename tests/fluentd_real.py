@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -36,9 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from tests.fluentd_receiver import ForwardReceiver
+from tests.servers import ServerProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLUENTD_FOLDER = "fluentd-1.14.4"
@@ -126,10 +126,6 @@ class FluentdServer(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
-
-    def restart(self, down_for: float = 0.0) -> None: ...
-
     def values(self, key: str) -> list[Any]: ...
 
     def wait_until(
@@ -182,7 +178,7 @@ TAG_KEY = "__fluentd_tag"
 TIME_KEY = "__fluentd_time_ns"
 
 
-class RealFluentd:
+class RealFluentd(ServerProcess):
     """Fluentd 1.14.4 from the peers folder, listening on a loopback port (optionally TLS) or a unix socket."""
 
     kind = "real Fluentd 1.14.4"
@@ -260,41 +256,6 @@ class RealFluentd:
         self.kill()
         raise RuntimeError(f"Fluentd did not start within {timeout:g}s: {self._log_tail(mark)}")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM: Fluentd closes its connections, flushes its buffer to the file and exits."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def kill(self) -> None:
-        """SIGKILL, a crash: events Fluentd had buffered and not yet written are lost."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def restart(self, down_for: float = 0.0) -> None:
-        """Stop (SIGTERM), stay down `down_for` seconds (connections are refused), start on the same address."""
-        self.stop()
-        time.sleep(down_for)
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # ---- results ----
 
     @property
@@ -327,6 +288,10 @@ class RealFluentd:
     def wait_for_count(self, count: int, timeout: float = 10.0) -> int:
         self.wait_until(lambda: self.event_count >= count, timeout, what=f"{count} events")
         return self.event_count
+
+    def lines_written(self) -> int:
+        """How many events the output files hold, counted without decoding them (for benchmarks)."""
+        return sum(_count_lines(path) for path in self.output_dir.glob("events*"))
 
     def problems(self) -> list[str]:
         """Fluentd's warnings and errors (its log lines above info), e.g. a request it could not decode."""
@@ -411,3 +376,11 @@ class RealFluentd:
 
     def _log_tail(self, offset: int) -> str:
         return self._log_since(offset)[-2000:].decode(errors="replace")
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as file:
+        while block := file.read(1 << 22):
+            count += block.count(b"\n")
+    return count
