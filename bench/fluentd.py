@@ -2,7 +2,7 @@
 Forward-protocol receiver in its own process; next to it, the baseline: the same records sent one per
 network message, as Docker's driver does, with fluent-logger's own sender.
 
-    .venv/bin/python bench/fluentd.py [--records 1000000] [--ack] [--dockerd]
+    .venv/bin/python bench/fluentd.py [--records 1000000] [--ack] [--dockerd] [--real-fluentd]
 
 Prints records/s, the daemon's CPU seconds per million records and its peak RSS, and the baseline's
 records/s and CPU. Real fluentd here: ~50k records/s one per message, ~115k/s in 1,000-record batches;
@@ -13,6 +13,9 @@ With --dockerd, the same container then runs on a real dockerd started for the r
 installs Debian's docker.io when absent) with `--log-driver fluentd` and the same receiver, and both are
 printed side by side: records/s landed at the receiver (from `run -d` until it counted all N) and CPU per
 million records of dockerd + containerd + the container's containerd-shim, next to logship's daemon.
+
+With --real-fluentd, the same container also ships into the real Fluentd 1.14.4 of shared/peers (file
+output, tests/fluentd_real.py): records/s landed in its file, both sides' CPU, and which is the bottleneck.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from fluent.sender import FluentSender
 
 from bench.dockerd import CpuMeter, Dockerd, print_side_by_side
 from bench.ingest import LINE_BYTES, cpu_seconds, peak_rss_mib, producer
+from tests.fluentd_real import RealFluentd, real_fluentd_problem
 from tests.fluentd_receiver import ReceiverProcess
 from tests.harness import Daemon
 
@@ -92,12 +96,52 @@ def container_args(opts: list[str], records: int) -> list[str]:
     return ["--log-driver", "fluentd", *opts, "--name", "fbench", "busybox", "sh", "-c", producer(records)]
 
 
+def into_real_fluentd(work: Path, records: int, ack: bool) -> None:
+    """The same container into the real Fluentd of shared/peers (file output), and which side limits the
+    rate: Fluentd is one Ruby thread, so near one core of CPU over the run means Fluentd is the bottleneck."""
+    problem = real_fluentd_problem()
+    if problem:
+        print(f"real Fluentd: not measured: {problem}")
+        return
+    fluentd = RealFluentd(work / "fluentd", flush_interval=1.0)
+    daemon = Daemon(work / "logship-real")
+    with fluentd, daemon.started():
+        assert fluentd.process is not None and daemon.process is not None
+        opts = ["--log-opt", f"fluentd-address={fluentd.address}"]
+        if ack:
+            opts += ["--log-opt", "fluentd-request-ack=true"]
+        cpu0, fluentd_cpu0 = cpu_seconds(daemon.process.pid), cpu_seconds(fluentd.process.pid)
+        started = time.perf_counter()
+        daemon.ok("run", "-d", *container_args(opts, records))
+        last, still = -1, time.monotonic()
+        while (written := fluentd.lines_written()) < records:
+            if written != last:
+                last, still = written, time.monotonic()
+            elif time.monotonic() - still > 60:
+                raise SystemExit(f"real Fluentd stopped at {written:,} of {records:,} records")
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(daemon.process.pid) - cpu0
+        fluentd_cpu = cpu_seconds(fluentd.process.pid) - fluentd_cpu0
+    busy = fluentd_cpu / elapsed
+    print(f"real Fluentd 1.14.4 (file output)  {records / elapsed / 1e3:8.0f}k records/s landed ({elapsed:.2f} s)")
+    print(
+        f"  logship daemon CPU per 1M        {cpu / records * 1e6:8.2f} CPU-s ({cpu / elapsed:.2f} cores over the run)"
+    )
+    print(
+        f"  Fluentd CPU per 1M               {fluentd_cpu / records * 1e6:8.2f} CPU-s ({busy:.2f} cores over the run)"
+    )
+    bottleneck = "Fluentd (its one Ruby thread is busy)" if busy > 0.8 else "not Fluentd's CPU"
+    print(f"  bottleneck                       {bottleneck}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--baseline-records", type=int, default=200_000)
     parser.add_argument("--ack", action="store_true", help="fluentd-request-ack=true")
     parser.add_argument("--dockerd", action="store_true", help="also measure a real dockerd (docker.io)")
+    parser.add_argument("--real-fluentd", action="store_true", help="also ship into the real Fluentd of shared/peers")
     args = parser.parse_args()
     dockerd: Landed | None = None
 
@@ -131,6 +175,8 @@ def main() -> None:
             # One engine at a time: they would share the two cores.
             if args.dockerd:
                 dockerd = with_dockerd(Path(tmp), receiver, opts, args.records)
+            if args.real_fluentd:
+                into_real_fluentd(Path(tmp), args.records, args.ack)
     finally:
         final = receiver.stop()
     landed = totals["events"] - args.baseline_records
