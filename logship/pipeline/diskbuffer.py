@@ -29,7 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from logship.drivers.base import ConfirmsDelivery, Flushes, LogDriver, Undelivered
+from logship.drivers.base import ConfirmsDelivery, Flushes, LogDriver, ReportsDelivery, Undelivered
 from logship.pipeline.cursor import StreamCursor, earliest
 from logship.pipeline.ledger import Checkpoint, Ledger
 from logship.pipeline.message import Batch
@@ -288,6 +288,8 @@ class DiskBuffer:
     def refresh_stats(self) -> DiskStats:
         """The buffer's figures: what is on disk and not confirmed delivered (bytes, lines, the oldest line's
         read time), and the rate of confirmations lately."""
+        if isinstance(self.driver, ReportsDelivery) and not self._stopped:  # as for a driver in step
+            self.stats.take_counters(self.driver.delivery_counters())  # (given up: the buffer's word is last)
         disk = self.stats.disk if self.stats.disk is not None else DiskStats(limit=self.config.limit)
         self.stats.disk = disk
         now = time.monotonic()
@@ -334,6 +336,8 @@ class DiskBuffer:
         except Exception as err:
             self.stats.record_failed(0, f"close: {type(err).__name__}: {err}")
             log.error("closing log driver %s for container %s: %s", self.name, self.container[:12], err)
+        if isinstance(self.driver, ReportsDelivery):  # its last figures: nobody asks a closed buffer again
+            self.stats.take_counters(self.driver.delivery_counters())
         if self.stats.disk is not None:
             self.stats.disk.pending = False
             self.stats.disk.bytes = 0

@@ -164,15 +164,8 @@ class _Channel:
             )
 
     def refresh_stats(self) -> None:
-        if not isinstance(self.driver, ReportsDelivery):
-            return
-        counters = self.driver.delivery_counters()
-        stats = self.stats
-        stats.driver_buffered_bytes = counters.buffered_bytes
-        stats.lines_retried = counters.lines_retried
-        stats.driver_failed = counters.lines_failed
-        if counters.last_error_ns > stats.last_error_ns:
-            stats.last_error, stats.last_error_ns = counters.last_error, counters.last_error_ns
+        if isinstance(self.driver, ReportsDelivery):
+            self.stats.take_counters(self.driver.delivery_counters())
 
     async def close(self, timeout: float) -> None:
         self._closing = True

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from logship.drivers.base import DeliveryCounters
 
 
 @dataclass
@@ -57,6 +60,14 @@ class DriverStats:
         self.lines_written += lines
         self.bytes_written += nbytes
         self.last_write_ns = time.time_ns()
+
+    def take_counters(self, counters: DeliveryCounters) -> None:
+        """What a driver with its own buffer and retries reports (`ReportsDelivery`)."""
+        self.driver_buffered_bytes = counters.buffered_bytes
+        self.lines_retried = counters.lines_retried
+        self.driver_failed = counters.lines_failed
+        if counters.last_error_ns > self.last_error_ns:
+            self.last_error, self.last_error_ns = counters.last_error, counters.last_error_ns
 
     def record_failed(self, lines: int, error: str) -> None:
         self.lines_failed += lines
