@@ -81,16 +81,20 @@ class Receiver(Backend):
         self.address = self.process.address
         self.port = int(self.address.rsplit(":", 1)[1])
         self.before = 0  # events counted by the processes stopped so far
+        self.running = True
 
     def start(self) -> None:
         self.process = ReceiverProcess(count=True, port=self.port)
         self.process.start()
+        self.running = True
 
     def stop(self) -> None:
-        self.before += int(self.process.stop()["events"])
+        if self.running:
+            self.running = False
+            self.before += int(self.process.stop()["events"])
 
     def count(self) -> int:
-        return self.before + int(self.process.totals()["events"])
+        return self.before + (int(self.process.totals()["events"]) if self.running else 0)
 
 
 class Fluentd(Backend):
