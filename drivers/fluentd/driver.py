@@ -30,6 +30,7 @@ from logship.drivers.fluentd.encode import RecordEncoder, encode_tag, forward_me
 from logship.drivers.fluentd.options import Config
 from logship.drivers.fluentd.retry import backoff_s
 from logship.drivers.fluentd.transport import Connection, TransportError, connect
+from logship.drivers.util.tasks import finish_within
 from logship.pipeline.message import Batch
 
 log = logging.getLogger("logship.drivers.fluentd")
@@ -220,12 +221,7 @@ class FluentdDriver:
         self._closing = True
         self._work.set()
         self._close_requested.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._sender), timeout_s)
-        except TimeoutError:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        await finish_within(self._sender, timeout_s)
         await self._drop_connection()
         unsent = sum(p.records for p in self._queue)
         if unsent:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from logship.drivers.base import DeliveryCounters, Undelivered
+from logship.drivers.util.tasks import finish_within
 
 FLUSH_TIMEOUT_S = 10.0
 CLOSING_RETRY_S = 0.25
@@ -412,12 +413,7 @@ class NetworkSender:
         self._closing = True
         self._work.set()
         self._close_requested.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await finish_within(self._task, timeout_s)
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
