@@ -127,6 +127,8 @@ class Output:
         spool.start_run(stream for _, stream in streams)
         cursors = [StreamCursor(spool.stream(s), spool.restart_point(s), max_line) for _, s in streams]
         copier = SpooledCopy(spool, cursors, in_step.to(self.router.deliver), publish)
+        for buffer in self.buffers:
+            buffer.behind(copier.make_way)
         splicer = Splicer(
             {stream: spool.stream(stream) for _, stream in streams},
             {stream: fd for fd, stream in streams},

@@ -13,6 +13,7 @@ A pty is not a pipe: its output cannot be spliced, nor replayed. It is read and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -113,6 +114,23 @@ class SpooledCopy:
     async def wait_progress(self) -> None:
         self._progress.clear()
         await self._progress.wait()
+
+    async def make_way(self, bound_s: float) -> None:
+        """Until this copier is within a chunk of what is spooled, or `bound_s` has passed. A disk buffer of the
+        same container waits here before each read: on a busy event loop the in-step drivers, and so the
+        container, go first, and the backends that ship off the host take the loop's remaining time (the
+        total work is the same; it is done after the burst rather than during it). Bounded, so that a
+        container that floods for ever does not starve its disk buffers."""
+        if self.lag() <= COPY_CHUNK:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound_s
+        while self.lag() > COPY_CHUNK:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_progress(), remaining)
 
     async def run(self) -> None:
         try:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from logship.drivers.base import ConfirmsDelivery, Flushes, LogDriver, ReportsDelivery, Undelivered
@@ -40,6 +41,7 @@ log = logging.getLogger("logship.diskbuffer")
 
 DEFAULT_BUFFER_MAX_SIZE = 512 << 20
 MIN_READ = 16 << 10
+MAKE_WAY_S = 0.05  # the longest a read waits for the container's in-step copier to catch up (make_way)
 GIVE_UP_STEP = 1 << 20  # non-blocking: give up at least this much at once (or a 16th of the budget)
 RATE_WINDOW_S = 2.0  # the catch-up rate is measured over at least this long
 CLOSE_BOUND_S = 10.0  # closing a driver that has confirmed everything: its own flush, bounded
@@ -97,6 +99,7 @@ class DiskBuffer:
         stats.disk = DiskStats(limit=config.limit)
         spool.keepers.append(self)
         self._task: asyncio.Task[None] | None = None
+        self._make_way: Callable[[float], Awaitable[None]] | None = None
 
     # -- the spool's view --
 
@@ -119,6 +122,11 @@ class DiskBuffer:
         self._task = asyncio.get_running_loop().create_task(
             self._run(after), name=f"buffer-{self.name}-{self.container[:12]}"
         )
+
+    def behind(self, make_way: Callable[[float], Awaitable[None]]) -> None:
+        """Let the container's in-step copier go first: `make_way(bound)` is awaited before each read (see
+        SpooledCopy.make_way)."""
+        self._make_way = make_way
 
     def _cursor(self, stream: str) -> StreamCursor:
         cursor = self.cursors.get(stream)
@@ -146,6 +154,8 @@ class DiskBuffer:
                         break
                     await self.spool.wait_arrival()
                     continue
+                if self._make_way is not None:
+                    await self._make_way(MAKE_WAY_S)
                 start = cursor.offset
                 restart = Checkpoint(cursor.clean, cursor.clean_line)
                 read = cursor.read(self._read_size)
