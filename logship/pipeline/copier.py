@@ -106,6 +106,7 @@ class SpooledCopy:
         self.deliver = deliver
         self.on_raw = on_raw
         self._progress = asyncio.Event()
+        self._over = False  # run() has returned: nothing to make way for
 
     def lag(self) -> int:
         """Bytes spooled that are not processed yet (the splicer stays within IN_STEP_LAG of them)."""
@@ -121,11 +122,11 @@ class SpooledCopy:
         container, go first, and the backends that ship off the host take the loop's remaining time (the
         total work is the same; it is done after the burst rather than during it). Bounded, so that a
         container that floods for ever does not starve its disk buffers."""
-        if self.lag() <= COPY_CHUNK:
+        if self._over or self.lag() <= COPY_CHUNK:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound_s
-        while self.lag() > COPY_CHUNK:
+        while not self._over and self.lag() > COPY_CHUNK:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
@@ -154,6 +155,7 @@ class SpooledCopy:
                 self._progress.set()
                 await asyncio.sleep(0)
         finally:
+            self._over = True
             self._progress.set()
             for cursor in self.cursors:
                 cursor.close()
