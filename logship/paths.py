@@ -24,8 +24,22 @@ DEFAULT_TCP_PORT = 2375
 DEFAULT_TLS_PORT = 2376
 
 
+_rootless = False
+
+
+def mark_rootless() -> None:
+    """This process is a rootless daemon: root in its own user namespace, an ordinary user on the host. Its
+    places stay the user's (logship.runtime.userns calls this once it has entered the namespace)."""
+    global _rootless
+    _rootless = True
+
+
+def rootless() -> bool:
+    return _rootless
+
+
 def _is_root() -> bool:
-    return os.geteuid() == 0
+    return os.geteuid() == 0 and not _rootless
 
 
 def _path(text: str) -> Path:

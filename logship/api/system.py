@@ -12,6 +12,7 @@ from logship import API_VERSION, MIN_API_VERSION, __version__
 from logship.api.app import Backend, add_route, backend, json_response
 from logship.daemon import daemonlog
 from logship.drivers import registry
+from logship.runtime import cgroups, userns
 from logship.runtime.cgroupstats import machine_memory
 
 _PING_HEADERS = {
@@ -64,6 +65,7 @@ async def info(request: web.Request) -> web.Response:
     running = sum(1 for r in records if r.state.running or r.state.restarting)  # as dockerd counts them
     settings = b.settings
     images = b.images.list()
+    rootless = rootless_info()
     return json_response(
         {
             "ID": "",
@@ -75,19 +77,15 @@ async def info(request: web.Request) -> web.Response:
             "Driver": "overlay",
             "DriverStatus": [],
             "Plugins": {"Volume": [], "Network": ["host", "none"], "Authorization": None, "Log": registry.names()},
-            "MemoryLimit": True,
-            "SwapLimit": True,
-            "CpuCfsPeriod": True,
-            "CpuCfsQuota": True,
-            "PidsLimit": True,
+            **_limits(),
             "IPv4Forwarding": False,
             "Debug": settings.log_level in ("debug", "trace"),
             "NFd": len(os.listdir("/proc/self/fd")),
             "NGoroutines": 0,
             "SystemTime": "",
             "LoggingDriver": settings.log_driver,
-            "CgroupDriver": "cgroupfs",
-            "CgroupVersion": _cgroup_version(),
+            "CgroupDriver": "none" if rootless and not rootless["Cgroup"]["Path"] else "cgroupfs",
+            "CgroupVersion": "2" if rootless else _cgroup_version(),
             "KernelVersion": platform.release(),
             "OperatingSystem": _os_name(),
             "OSVersion": "",
@@ -101,8 +99,8 @@ async def info(request: web.Request) -> web.Response:
             "ExperimentalBuild": False,
             "ServerVersion": __version__,
             "LiveRestoreEnabled": settings.live_restore,
-            "SecurityOptions": ["name=no-new-privileges"],
-            "Warnings": None,
+            "SecurityOptions": ["name=no-new-privileges", *(["name=rootless"] if rootless else [])],
+            "Warnings": _warnings(rootless) or None,
             # logship's own additions
             "DaemonLogPath": daemonlog.location(settings.daemon_log, settings.daemon_log_path),
             "LogOpts": settings.log_opts,
@@ -112,8 +110,66 @@ async def info(request: web.Request) -> web.Response:
                 {"Name": source.name, "Origin": source.origin, "Error": source.error} for source in registry.sources()
             ],
             "LogBuffers": _log_buffers(b),
+            "Rootless": rootless,
         }
     )
+
+
+def rootless_info() -> dict[str, Any] | None:
+    """logship's addition for a rootless daemon: whose, which ids its containers have, where their cgroups go."""
+    state = userns.current()
+    if state is None:
+        return None
+    hierarchy = cgroups.configured()
+    path = hierarchy.unified_root if hierarchy is not None else None
+    return {
+        "User": state.user,
+        "UID": state.uid,
+        "GID": state.gid,
+        "UIDMap": [str(line) for line in state.mapping.uids],
+        "GIDMap": [str(line) for line in state.mapping.gids],
+        "SubordinateRange": state.has_subordinate_range,
+        "Mapping": state.range_note(),
+        "Cgroup": {
+            "Path": str(path) if path else "",
+            "Controllers": sorted(hierarchy.roots) if hierarchy else [],
+            "Problem": hierarchy.refusal if hierarchy else "",
+        },
+    }
+
+
+def _limits() -> dict[str, bool]:
+    """dockerd's flags for what limits work: all of them as root; a rootless daemon's delegated controllers."""
+    hierarchy = cgroups.configured()
+    if hierarchy is None:
+        return {"MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "PidsLimit": True}
+    memory, cpu = "memory" in hierarchy.roots, "cpu" in hierarchy.roots
+    return {
+        "MemoryLimit": memory,
+        "SwapLimit": memory,
+        "CpuCfsPeriod": cpu,
+        "CpuCfsQuota": cpu,
+        "PidsLimit": "pids" in hierarchy.roots,
+    }
+
+
+def _warnings(rootless: dict[str, Any] | None) -> list[str]:
+    """dockerd's warnings, for what a rootless daemon cannot do here."""
+    if rootless is None:
+        return []
+    warnings = []
+    if not rootless["Cgroup"]["Path"]:
+        warnings.append(f"WARNING: Running in rootless-mode without cgroups: {rootless['Cgroup']['Problem']}")
+    else:
+        names = {"memory": "memory limit", "pids": "pids limit", "cpu": "cpu cfs quota"}
+        warnings += [
+            f"WARNING: No {what} support"
+            for name, what in names.items()
+            if name not in rootless["Cgroup"]["Controllers"]
+        ]
+    if not rootless["SubordinateRange"]:
+        warnings.append(f"WARNING: {rootless['Mapping']}")
+    return warnings
 
 
 def _log_buffers(b: Backend) -> dict[str, Any]:

@@ -30,13 +30,24 @@ def _file_chunks(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _directory_as_tar(path: Path) -> Iterator[bytes]:
-    """Stream a directory as a tar without a temporary file: a thread writes the tar into a pipe."""
+    """Stream a directory as a tar without a temporary file: a thread writes the tar into a pipe.
+
+    An ordinary user's own files are recorded as root's (0:0): that is what they are to a rootless
+    daemon, whose user namespace maps the user to 0, so an imported tree belongs to root in its containers."""
     read_fd, write_fd = os.pipe()
+    uid, gid = os.getuid(), os.getgid()
+
+    def as_seen_by_a_rootless_daemon(member: tarfile.TarInfo) -> tarfile.TarInfo:
+        if member.uid == uid:
+            member.uid, member.uname = 0, "root"
+        if member.gid == gid:
+            member.gid, member.gname = 0, "root"
+        return member
 
     def produce() -> None:
         with os.fdopen(write_fd, "wb") as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
             for entry in sorted(path.iterdir()):
-                tar.add(entry, arcname=entry.name)
+                tar.add(entry, arcname=entry.name, filter=as_seen_by_a_rootless_daemon if uid else None)
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()

@@ -50,7 +50,24 @@ def info() -> None:
         f" Daemon Log: {data['DaemonLogPath']}",
         f" Config File: {data.get('ConfigFile') or '(none, defaults)'}",
         f" Live Restore Enabled: {str(data['LiveRestoreEnabled']).lower()}",
+        " Security Options:",
+        *(f"  {option.removeprefix('name=')}" for option in data.get("SecurityOptions") or []),
     ]
+    rootless = data.get("Rootless")
+    if rootless:
+        cgroup = rootless["Cgroup"]
+        lines += [
+            " Rootless:",
+            f"  User: {rootless['User']} (uid {rootless['UID']}, gid {rootless['GID']})",
+            f"  Subordinate Range: {'yes' if rootless['SubordinateRange'] else 'no'}",
+            f"  ID Mapping: {rootless['Mapping']}",
+            "  Cgroup: "
+            + (
+                f"{cgroup['Path']} ({', '.join(cgroup['Controllers']) or 'no controllers'})"
+                if cgroup["Path"]
+                else "none"
+            ),
+        ]
     buffers = data.get("LogBuffers")
     if buffers:
         limit = human_size(buffers["TotalLimit"]) if buffers["TotalLimit"] else "no daemon-wide limit"
@@ -58,6 +75,8 @@ def info() -> None:
         lines.append(f"  Pending Deliveries: {buffers['Pending']}")
         lines += [f"   {container_id[:12]}" for container_id in buffers["PendingContainers"]]
     click.echo("\n".join(lines))
+    for warning in data.get("Warnings") or []:  # as docker info: on stderr, after the rest
+        click.echo(warning, err=True)
 
 
 @click.command()

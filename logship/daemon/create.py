@@ -203,6 +203,12 @@ def build_record(
     pids_limit = host_config.get("PidsLimit")
     if pids_limit is not None and (not isinstance(pids_limit, int) or isinstance(pids_limit, bool)):
         raise InvalidParameter(f"invalid HostConfig.PidsLimit: expected an integer, got {pids_limit!r}")
+    # Local import keeps the runtime (ctypes, cgroups) out of modules that only build records.
+    from logship.runtime import cgroups
+
+    refused = cgroups.refusal(cgroups.Limits(memory, pids_limit or 0, nano_cpus))  # a rootless daemon's
+    if refused:
+        raise InvalidParameter(refused)
     network = host_config.get("NetworkMode") or ""
     if network not in NETWORK_MODES:
         raise InvalidParameter(
@@ -210,7 +216,6 @@ def build_record(
         )
     cap_add = _strings(host_config, "CapAdd") or []
     cap_drop = _strings(host_config, "CapDrop") or []
-    # Local import keeps the runtime (ctypes, cgroups) out of modules that only build records.
     from logship.runtime.capabilities import validate_capabilities
 
     validate_capabilities(cap_add, cap_drop)

@@ -60,6 +60,43 @@ def _lock_data_root(settings: Settings) -> IO[str]:
     return pid_file
 
 
+def _go_rootless(settings: Settings) -> None:
+    """An ordinary user's daemon becomes root of its own user namespace before anything else runs (the
+    kernel lets only a single-threaded process in); a restart joins the namespace its running containers
+    are in, so that it controls them again (logship.runtime.userns). Its containers' cgroups go to the
+    cgroup v2 subtree delegated to the user, if there is one (logship.runtime.cgroupdelegation)."""
+    from logship.runtime import cgroupdelegation, cgroups, userns
+    from logship.runtime.process import live_supervisors
+
+    delegation = cgroupdelegation.settle(cgroupdelegation.discover())  # with the host's view of owners
+    containers = settings.data_root / "containers"
+    state_dirs = sorted(containers.iterdir()) if containers.is_dir() else []
+    try:
+        userns.enter(join=live_supervisors(state_dirs))
+    except userns.UserNamespaceError as err:
+        raise DaemonError(f"cannot run rootless: {err}") from None
+    cgroups.configure(delegation.hierarchy())
+
+
+def _log_rootless() -> None:
+    from logship.runtime import cgroups, userns
+
+    state = userns.current()
+    if state is None:
+        return
+    hierarchy = cgroups.configured()
+    log.info(
+        "rootless: running as %s (uid %d) in %s; %s; containers' cgroups: %s",
+        state.user,
+        state.uid,
+        "the user namespace of running containers (joined)" if state.joined else "a new user namespace",
+        state.range_note(),
+        hierarchy.unified_root
+        if hierarchy and hierarchy.unified_root
+        else f"none ({hierarchy.refusal if hierarchy else ''})",
+    )
+
+
 def _prepare_socket(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() and not path.is_symlink():
@@ -76,7 +113,11 @@ def _prepare_socket(path: Path) -> None:
 
 
 def _secure_socket(path: Path) -> None:
-    """0660 and group `logship` when that group exists, like docker.sock with group docker."""
+    """0660 and group `logship` when that group exists, like docker.sock with group docker. A rootless
+    daemon's socket is its user's alone (0600): whoever reaches it acts as that user."""
+    if paths.rootless():
+        os.chmod(path, 0o600)
+        return
     os.chmod(path, 0o660)
     with contextlib.suppress(KeyError, PermissionError):
         os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
@@ -165,6 +206,7 @@ async def serve(settings: Settings, announce: IO[str] | None, context: ssl.SSLCo
         settings.data_root,
         settings.log_driver,
     )
+    _log_rootless()
     for warning in _warnings(settings):
         log.warning("%s", warning)
         if announce is not None:
@@ -233,6 +275,13 @@ def run(flags: Flags) -> int:
         return 1
     except OSError as err:
         print(f"logship daemon: cannot prepare the data root: {err}", file=sys.stderr)
+        return 1
+    try:
+        if os.geteuid() != 0:
+            _go_rootless(settings)
+    except (DaemonError, OSError) as err:
+        pid_file.close()
+        print(f"logship daemon: {err}", file=sys.stderr)
         return 1
     problem = _daemon_log_problem(settings)
     if problem:

@@ -103,11 +103,51 @@ class Hierarchy:
 
     version: int
     roots: Mapping[str, Path]  # controller -> mount point (v2: every controller -> the one root)
-    unified_root: Path | None = None  # v2 only: the mount point, also used with no controller at all
+    unified_root: Path | None = None  # v2 only: the mount point (a rootless daemon's: its delegated subtree)
+    # Why a controller missing from `roots` cannot be had (a rootless daemon's: see cgroupdelegation); with
+    # no unified_root either, containers get no cgroup of their own.
+    refusal: str = ""
+
+
+_configured: Hierarchy | None = None
+
+
+def configure(hierarchy: Hierarchy | None) -> None:
+    """Use `hierarchy` for every container this process starts, instead of the one the mount table shows
+    (a rootless daemon: its delegated subtree, or none)."""
+    global _configured
+    _configured = hierarchy
+
+
+def configured() -> Hierarchy | None:
+    return _configured
+
+
+def refusal(limits: Limits, hierarchy: Hierarchy | None = None) -> str:
+    """Why `hierarchy` (by default the configured one) cannot apply `limits`: "" when it can, or when none
+    is configured (the start itself tells then). Checked when a container is created."""
+    hierarchy = hierarchy or _configured
+    if hierarchy is None:
+        return ""
+    flags = [limits.needs(name) for name in CONTROLLERS if limits.needs(name) and name not in hierarchy.roots]
+    if not flags:
+        return ""
+    return f"cannot apply {', '.join(flags)}: {hierarchy.refusal}; or run without {', '.join(flags)}"
+
+
+def v2_mount_point(mountinfo: Path = _MOUNTINFO) -> Path | None:
+    for line in mountinfo.read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) >= 5 and tail and tail[0] == "cgroup2":
+            return Path(_unescape(fields[4]))
+    return None
 
 
 def discover(mountinfo: Path = _MOUNTINFO) -> Hierarchy:
     """Read the mount table: v2 if the unified hierarchy carries memory/pids/cpu, else v1."""
+    if _configured is not None:
+        return _configured
     v1: dict[str, Path] = {}
     v2_root: Path | None = None
     for line in mountinfo.read_text().splitlines():
@@ -199,6 +239,11 @@ class Cgroup:
 def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None) -> Cgroup:
     """Make `logship/<id>` in each hierarchy and write the limits. Raises CgroupError."""
     hierarchy = hierarchy if hierarchy is not None else discover()
+    if hierarchy.version == 2 and hierarchy.unified_root is None:  # a rootless daemon without a subtree
+        problem = refusal(limits, hierarchy)
+        if problem:
+            raise CgroupError(problem)
+        return Cgroup(2)
     if hierarchy.version == 2:
         cgroup = _create_v2(container_id, limits, hierarchy)
     else:
@@ -262,7 +307,9 @@ def _create_v2(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgrou
         if flag and controller not in hierarchy.roots:
             cgroup.remove()
             raise CgroupError(
-                f"cannot apply {flag}: the cgroup v2 hierarchy at {root} does not offer the "
+                refusal(limits, hierarchy)
+                if hierarchy.refusal
+                else f"cannot apply {flag}: the cgroup v2 hierarchy at {root} does not offer the "
                 f"'{controller}' controller (see {root / 'cgroup.controllers'}); run without {flag}"
             )
         if controller in hierarchy.roots:

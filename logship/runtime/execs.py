@@ -146,11 +146,7 @@ async def start(spec: ExecSpec) -> ExecProcess:
         argv = [
             nsenter,
             f"--target={spec.container_pid}",
-            "--mount",
-            "--uts",
-            "--ipc",
-            "--net",
-            "--pid",
+            *_namespaces_to_enter(spec.container_pid),
             "--root=/",  # the host's, opened before entering: execinit's Python stays reachable
             "--",
             sys.executable,
@@ -224,6 +220,21 @@ def _container_pty(container_pid: int) -> tuple[int, int]:
         os.close(master)
         return os.openpty()
     return master, slave
+
+
+def _namespaces_to_enter(pid: int) -> list[str]:
+    """nsenter's options for the container's namespaces that are not the daemon's own. A container on the
+    host's network shares the daemon's: entering it again needs CAP_SYS_ADMIN over the host's network,
+    which a rootless daemon lacks (and a root one does not need)."""
+    options = []
+    for name, option in (("mnt", "--mount"), ("uts", "--uts"), ("ipc", "--ipc"), ("net", "--net"), ("pid", "--pid")):
+        try:
+            same = os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+        except OSError:
+            same = False  # let nsenter report it
+        if not same:
+            options.append(option)
+    return options
 
 
 def _container_confinement(state_dir: Path) -> dict[str, Any]:

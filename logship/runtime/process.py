@@ -18,6 +18,7 @@ import signal
 import struct
 import subprocess
 import termios
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,6 +247,17 @@ def _recover_streams(
         os.close(stdout)
         raise
     return stdout, stderr, (reopen_stdin(state_dir) if record.open_stdin else None)
+
+
+def live_supervisors(state_dirs: Iterable[Path]) -> list[int]:
+    """The pids of the supervisors still running for these state directories (pid and start time checked).
+    A rootless daemon that restarts joins their user namespace (logship.runtime.userns)."""
+    found = []
+    for state_dir in state_dirs:
+        record = ProcessRecord.load(state_dir)
+        if record is not None and open_pidfd_alive(record.supervisor_pid, record.supervisor_start):
+            found.append(record.supervisor_pid)
+    return found
 
 
 def read_exit_code(state_dir: Path) -> int | None:

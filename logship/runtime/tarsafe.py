@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
 import zstandard
 
 from logship.errors import InvalidParameter, SystemError_
+from logship.runtime import userns
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -275,6 +276,8 @@ class _LayerWriter:
     ) -> None:
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._keep_owners = os.geteuid() == 0  # only root may give files to other users
+        # Inside a user namespace (a rootless daemon) only the mapped ids can own files.
+        self._mapping = userns.read_mapping() if self._keep_owners and userns.in_user_namespace() else None
         self._whiteouts = whiteouts
         self._owner = owner  # (uid, gid) for every entry instead of the archive's
         self._no_overwrite_dir_non_dir = no_overwrite_dir_non_dir
@@ -386,8 +389,7 @@ class _LayerWriter:
             elif member.issym():
                 os.symlink(member.linkname, name, dir_fd=parent)
                 if self._keep_owners:
-                    uid, gid = self._owner or (member.uid, member.gid)
-                    os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+                    os.chown(name, *self._owner_of(member), dir_fd=parent, follow_symlinks=False)
                 mtime = _mtime_ns(member)
                 os.utime(name, ns=(mtime, mtime), dir_fd=parent, follow_symlinks=False)
             else:  # a FIFO: _refuse_unsupported_type let nothing else through
@@ -451,10 +453,28 @@ class _LayerWriter:
         finally:
             os.close(target_parent)
 
+    def _owner_of(self, member: tarfile.TarInfo) -> tuple[int, int]:
+        """The owner to give the entry. In a rootless daemon's namespace without a subordinate range only
+        0 exists, and everything belongs to it (as Podman's ignore_chown_errors); with a range, an id
+        outside it is refused by name rather than failing with EINVAL."""
+        if self._owner is not None:
+            return self._owner
+        mapping = self._mapping
+        if mapping is not None:
+            if mapping.single:
+                return 0, 0
+            if not mapping.maps_uid(member.uid) or not mapping.maps_gid(member.gid):
+                raise InvalidParameter(
+                    f"refusing tar member {member.name!r}: it belongs to uid {member.uid}, gid {member.gid}, "
+                    f"which this rootless daemon's user namespace does not map (ids {mapping.describe()}); "
+                    "give the daemon's user a larger subordinate range in /etc/subuid and /etc/subgid"
+                )
+        return member.uid, member.gid
+
     def _set_metadata(self, fd: int, member: tarfile.TarInfo) -> None:
         # chown first: it clears the setuid and setgid bits, and file capabilities, that follow.
         if self._keep_owners:
-            os.fchown(fd, *(self._owner or (member.uid, member.gid)))
+            os.fchown(fd, *self._owner_of(member))
         os.fchmod(fd, member.mode & 0o7777)
         for key, value in member.pax_headers.items():
             if key.startswith(_XATTR_PAX_PREFIX):

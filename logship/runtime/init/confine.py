@@ -67,8 +67,11 @@ def set_ulimits(ulimits: Sequence[dict[str, Any]]) -> None:
         try:
             resource.setrlimit(ULIMITS[item["Name"]], (soft, hard))
         except (ValueError, OSError) as err:
+            hint = ""
+            if identities.in_user_namespace():  # (Python says EPERM as ValueError "not allowed to raise ...")
+                hint = " (a rootless daemon cannot raise a hard limit above its user's own: see `ulimit -H`)"
             raise OSError(
-                errno.EINVAL, f"cannot set ulimit {item['Name']}={item['Soft']}:{item['Hard']}: {err}"
+                errno.EINVAL, f"cannot set ulimit {item['Name']}={item['Soft']}:{item['Hard']}: {err}{hint}"
             ) from err
 
 
@@ -103,6 +106,7 @@ def confine(config: dict[str, Any], program: bytes, keep: Sequence[int], last_ca
     """Steps 1-4 above, for the user of the container's /etc/passwd (returned: its home is $HOME)."""
     set_ulimits(config.get("ulimits") or [])
     who = identities.resolve(config.get("user") or "", config.get("group_add") or [])
+    identities.check_mapped(who, config.get("user") or "")
     flags = int((config.get("seccomp") or {}).get("flags", 0))
     no_new_privs = config.get("no_new_privs", True)
     if program and not no_new_privs:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from logship.runtime.init.errors import InitError
 
 MAX_ID = 2147483647
+ALL_IDS = 4294967295  # the count of the host namespace's single map line
 
 
 class Identity:
@@ -103,9 +104,73 @@ def resolve(spec: str, group_add: Sequence[str]) -> Identity:
     return identity
 
 
+def _mapped(path: str) -> list[tuple[int, int]]:
+    """(first, count) of the ids a /proc/self/{uid,gid}_map makes usable in this user namespace."""
+    with open(path) as file:
+        lines = [(int(fields[0]), int(fields[2])) for fields in (line.split() for line in file) if len(fields) == 3]
+    merged: list[tuple[int, int]] = []
+    for first, count in sorted(lines):  # 0 -> the user and 1.. -> the range read as one span: 0-65536
+        if merged and merged[-1][0] + merged[-1][1] == first:
+            merged[-1] = (merged[-1][0], merged[-1][1] + count)
+        else:
+            merged.append((first, count))
+    return merged
+
+
+def in_user_namespace() -> bool:
+    """True in any user namespace but the host's (whose map is `0 0 4294967295`): a rootless daemon's."""
+    try:
+        return _mapped("/proc/self/uid_map") != [(0, ALL_IDS)]
+    except OSError:
+        return False
+
+
+def check_mapped(identity: Identity, spec: str) -> None:
+    """In a rootless daemon's user namespace only the mapped ids exist: say which, rather than EINVAL."""
+    for kind, ids, path in (
+        ("uid", [identity.uid], "/proc/self/uid_map"),
+        ("gid", identity.groups, "/proc/self/gid_map"),
+    ):
+        ranges = _mapped(path)
+        if ranges == [(0, ALL_IDS)]:
+            continue  # the host's own namespace: every id exists
+        for value in ids:
+            if any(first <= value < first + count for first, count in ranges):
+                continue
+            usable = ", ".join(str(first) if count == 1 else f"{first}-{first + count - 1}" for first, count in ranges)
+            what = f"user {spec!r}" if spec else "the user"
+            hint = (
+                "the daemon's user has no subordinate range (/etc/subuid, /etc/subgid), so only its own id is "
+                "mapped, as 0: run the container as root (-u 0), or give the user a range (usermod "
+                "--add-subuids 100000-165535 --add-subgids 100000-165535 USER) and restart the daemon"
+                if ranges and sum(count for _, count in ranges) == 1
+                else "give the daemon's user a larger subordinate range in /etc/subuid and /etc/subgid "
+                "and restart the daemon"
+            )
+            raise InitError(
+                f"{what} needs {kind} {value}, which this rootless daemon's user namespace does not map "
+                f"(it maps {kind}s {usable}): {hint}"
+            )
+
+
 def become(identity: Identity) -> None:
     """Switch to the identity; called by root with CAP_SETUID/CAP_SETGID, capabilities kept across it
-    (PR_SET_KEEPCAPS) so that the bounding set applies as configured."""
-    os.setgroups(identity.groups)
+    (PR_SET_KEEPCAPS) so that the bounding set applies as configured.
+
+    A user namespace whose gid map the daemon wrote itself (no subordinate range) has setgroups denied
+    by the kernel; its only group is 0, so there is nothing to set."""
+    try:
+        os.setgroups(identity.groups)
+    except PermissionError:
+        if not _setgroups_denied() or identity.groups != [identity.gid]:
+            raise
     os.setresgid(identity.gid, identity.gid, identity.gid)
     os.setresuid(identity.uid, identity.uid, identity.uid)
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as file:
+            return file.read().strip() == "deny"
+    except OSError:
+        return False

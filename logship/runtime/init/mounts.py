@@ -220,11 +220,16 @@ def _copy_file(source: str, target: str) -> None:
             writer.write(chunk)
 
 
+def make_readonly(path: str) -> None:
+    """Remount the mount at `path` read-only, keeping its nosuid/nodev/noexec (which a user namespace locks)."""
+    fd = os.open(path, O_PATH | os.O_CLOEXEC)
+    try:
+        flags = _locked_flags(fd)
+    finally:
+        os.close(fd)
+    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+
+
 def make_root_readonly() -> None:
     """--read-only: the root mount only; tmpfs, volumes, binds, /dev and /proc keep their own modes."""
-    root = os.open("/", O_PATH | os.O_CLOEXEC)
-    try:
-        flags = _locked_flags(root)
-    finally:
-        os.close(root)
-    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags)
+    make_readonly("/")

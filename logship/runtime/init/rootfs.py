@@ -8,6 +8,7 @@ but under a random name in the fresh /dev that the image cannot point a symlink 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -130,13 +131,44 @@ def host_devices() -> list[tuple[str, int, int, int, int]]:
     return found
 
 
-def make_devices(devices: list[tuple[str, int, int, int, int]]) -> None:
+def make_devices(devices: list[tuple[str, int, int, int, int]], old_root: str) -> None:
+    """--privileged: the host's device nodes. In a user namespace (rootless) the kernel refuses mknod, so
+    each node is bound from the host instead, as rootless Podman does; access is still the user's."""
     for path, mode, rdev, uid, gid in devices:
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         if os.path.lexists(path):
             continue
-        os.mknod(path, mode, rdev)
-        os.chown(path, uid, gid)
+        try:
+            os.mknod(path, mode, rdev)
+            os.chown(path, uid, gid)
+        except PermissionError:
+            ensure_file(path)
+            mount(f"{old_root}{path}", path, None, MS_BIND)
+
+
+def mount_sysfs(old_root: str, privileged: bool) -> None:
+    """A fresh sysfs, read-only unless --privileged. The kernel mounts sysfs only for a network namespace
+    owned by the caller's user namespace: a rootless container on the host's network (--network host) gets
+    the host's /sys bound instead, as crun and runc give rootless Podman."""
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    try:
+        mount("sysfs", "/sys", "sysfs", (0 if privileged else MS_RDONLY) | flags)
+    except PermissionError:
+        mount(f"{old_root}/sys", "/sys", None, MS_BIND | MS_REC)
+        if not privileged:
+            mounts.make_readonly("/sys")
+
+
+def mount_devpts() -> None:
+    """A private devpts whose terminals belong to group tty (5), as Docker's. A rootless daemon without a
+    subordinate range maps gid 0 only, and the kernel refuses an unmapped gid=: the terminals keep gid 0."""
+    options = "newinstance,ptmxmode=0666,mode=0620"
+    try:
+        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, options + ",gid=5")
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
+        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, options)
 
 
 def mount_container_filesystems(old_root: str, state_dir: str, tty_path: str | None, setup: RootSetup) -> None:
@@ -146,12 +178,12 @@ def mount_container_filesystems(old_root: str, state_dir: str, tty_path: str | N
     ensure_dir("/proc")
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     ensure_dir("/sys")
-    mount("sysfs", "/sys", "sysfs", (0 if setup.privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount_sysfs(old_root, setup.privileged)
     for name in HOST_DEVICES:
         ensure_file(f"/dev/{name}")
         mount(f"{old_root}/dev/{name}", f"/dev/{name}", None, MS_BIND)
     ensure_dir("/dev/pts")
-    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    mount_devpts()
     ensure_dir("/dev/shm")
     mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=1777,size={setup.shm_size // 1024}k")
     ensure_dir("/dev/mqueue")
@@ -165,7 +197,7 @@ def mount_container_filesystems(old_root: str, state_dir: str, tty_path: str | N
     for name in ETC_FILES:
         ensure_file(f"/etc/{name}")
         mount(f"{old_root}{state_dir}/{name}", f"/etc/{name}", None, MS_BIND)
-    make_devices(setup.devices)
+    make_devices(setup.devices, old_root)
     mounts.mount_all(setup.mounts)
     if setup.privileged:
         return
