@@ -57,6 +57,17 @@ class Daemon:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def logship(self) -> list[str]:
+        """The command that runs logship (the daemon and the CLI): as root here; as another user in
+        tests/rootless.py."""
+        return LOGSHIP
+
+    @property
+    def daemon_command(self) -> list[str]:
+        """What `daemon` and its flags follow when the daemon starts (logship's command, by default)."""
+        return self.logship
+
+    @property
     def data_root(self) -> Path:
         return self.root / "data"
 
@@ -90,7 +101,7 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(self.config))
         args = [
-            *LOGSHIP,
+            *self.daemon_command,
             "daemon",
             "-H",
             self.host,
@@ -141,7 +152,9 @@ class Daemon:
         self.process.wait()
 
     def cli(self, *args: str, input: bytes | None = None, timeout: float = 60.0) -> Result:
-        completed = subprocess.run([*LOGSHIP, *args], input=input, capture_output=True, env=self.env(), timeout=timeout)
+        completed = subprocess.run(
+            [*self.logship, *args], input=input, capture_output=True, env=self.env(), timeout=timeout
+        )
         return Result(completed.returncode, completed.stdout, completed.stderr)
 
     def ok(self, *args: str, input: bytes | None = None, timeout: float = 60.0) -> str:
