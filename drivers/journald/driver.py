@@ -26,6 +26,7 @@ from logship.drivers.base import DeliveryCounters
 from logship.drivers.journald import fields
 from logship.drivers.journald.resend import SentWindow, lost_entries, socket_identity, window_size
 from logship.drivers.util.timestamps import format_rfc3339nano
+from logship.errors import LogshipError
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import Batch, Message
 from logship.pipeline.readconfig import ReadConfig
@@ -180,6 +181,9 @@ class JournaldDriver:
         self.progress.closed = True
 
     def read_logs(self, config: ReadConfig) -> AsyncIterator[list[Message]]:
-        from logship.drivers.journald.reader import read_journal
+        from logship.drivers.journald.reader import read_journal, unreadable_journal
 
+        problem = unreadable_journal()
+        if problem:  # systemd's reader would skip every file it may not open and find nothing
+            raise LogshipError(problem)
         return read_journal(self.info.full_id(), config, self.progress)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from logship.drivers.journald.driver import Progress
@@ -180,6 +182,32 @@ def _read(
         deliver(err)
         return
     deliver(None)
+
+
+JOURNAL_DIRS = (Path("/run/log/journal"), Path("/var/log/journal"))
+
+
+def unreadable_journal(dirs: tuple[Path, ...] = JOURNAL_DIRS) -> str:
+    """Why this process can read none of the journal's files though there are some (a rootless daemon's
+    user, on a journald without per-user journals), or "" when it can read one, or there is none."""
+    locked = []
+    for base in dirs:
+        for machine in sorted(base.glob("*")) if base.is_dir() else []:
+            if not os.access(machine, os.R_OK | os.X_OK):
+                locked.append(str(machine))
+                continue
+            for path in machine.glob("*.journal"):
+                if os.access(path, os.R_OK):
+                    return ""
+                locked.append(str(path))
+    if not locked:
+        return ""
+    return (
+        f"cannot read the container's entries back: this daemon's user may read none of the journal's files "
+        f"({', '.join(locked[:3])}); journald gives each user a journal of its own (which `logs` reads) only "
+        "with persistent storage (/var/log/journal, Storage=persistent or auto), else add the user to the "
+        "systemd-journal group; the entries themselves are in the journal"
+    )
 
 
 async def read_journal(container_id: str, config: ReadConfig, progress: Progress) -> AsyncIterator[list[Message]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -31,7 +32,7 @@ class Root:
     overlay: tuple[str, str, str, str] = ("", "", "", "")  # lower (the image), upper, work, mount point
 
     def argv(self, *args: str) -> list[str]:
-        worker = [sys.executable, "-I", "-m", "logship.runtime.archiveworker", "--container", self.container]
+        worker = [sys.executable, "-P", "-s", "-m", "logship.runtime.archiveworker", "--container", self.container]
         if self.live_root:
             return [*worker, "--root", self.live_root, *args]
         unshare = shutil.which("unshare", path=spawn.SUPERVISOR_ENV["PATH"])
@@ -46,8 +47,14 @@ async def _spawn(root: Root, *args: str, stdin: bool = False) -> asyncio.subproc
         stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=spawn.SUPERVISOR_ENV,
+        env=_WORKER_ENV,
     )
+
+
+# The worker imports logship and zstandard from where this daemon does, which `-I` would not (a user's
+# `pip install --user`, a PYTHONPATH): it gets this process's path explicitly, in an environment of
+# nothing else, and ignores the user site (-s) and the directory it starts in (-P), as -I would.
+_WORKER_ENV = {**spawn.SUPERVISOR_ENV, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 
 async def _answer(process: asyncio.subprocess.Process) -> dict[str, Any]:

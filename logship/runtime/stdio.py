@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from logship import paths
 from logship.runtime.statedir import RELEASE_FIFO, STDERR_FIFO, STDIN_FIFO, STDOUT_FIFO
 
 # The fds supervisor.sh uses itself (release.fifo, and the FIFO write ends it opens for init). No fd the
@@ -144,10 +145,21 @@ def reopen_stdin(state_dir: Path) -> int | None:
         raise
 
 
+ROOTLESS_PIPES = 256  # a rootless daemon's share of its user's pipe budget: 128 containers' stdout and stderr
+
+
 def _enlarge_pipe(fd: int) -> None:
-    """As large as the system allows (pipe-max-size): the container blocks less while we are busy."""
+    """As large as the system allows (pipe-max-size): the container blocks less while we are busy.
+
+    Not for a rootless daemon: the kernel counts an ordinary user's pipe buffers against
+    fs.pipe-user-pages-soft (64 MiB), and past it gives every new pipe of that user two pages, its shells'
+    pipelines included. So each of its streams gets 1/256th of the budget (256 KiB by default), and a user
+    with more than 128 containers still has pipes of the default size."""
     try:
         size = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        if paths.rootless():
+            budget = int(Path("/proc/sys/fs/pipe-user-pages-soft").read_text()) * os.sysconf("SC_PAGE_SIZE")
+            size = min(size, budget // ROOTLESS_PIPES) if budget else size
         fcntl.fcntl(fd, F_SETPIPE_SZ, size)
     except (OSError, ValueError):
         pass  # keep the default size; the container just blocks sooner
