@@ -12,9 +12,10 @@ import pytest
 from tests.fluentd_real import FluentdServer, fluentd_kind, new_fluentd_server, problems_of
 from tests.fluentd_receiver import ForwardReceiver
 from tests.harness import Daemon
-from tests.journal import Journald, journal_problem
+from tests.journal import Journald, PrivateJournald, journal_problem
 from tests.localstack import LocalStack, localstack_problem
 from tests.rootfs import container_problem
+from tests.rootless import TestUser, interpreter_note
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -168,3 +169,38 @@ def fluentd_factory(tmp_path: Path) -> Iterator[FluentdFactory]:
 def fluentd(fluentd_factory: FluentdFactory) -> FluentdServer:
     """A started fluentd on a loopback port: the real Fluentd when present, else the in-process receiver."""
     return fluentd_factory()
+
+
+@pytest.fixture(scope="module")
+def rootless_user() -> Iterator[TestUser]:
+    """A real user (useradd) with subordinate uid and gid ranges, removed with its home at the end."""
+    created = TestUser.create(subordinate_range=True)
+    print(f"rootless: user {created.name} (uid {created.uid}); {interpreter_note(created)}")
+    try:
+        yield created
+    finally:
+        created.delete()
+
+
+@pytest.fixture(scope="module")
+def lone_user() -> Iterator[TestUser]:
+    """A real user without any subordinate range: only its own id can be mapped."""
+    created = TestUser.create(subordinate_range=False)
+    try:
+        yield created
+    finally:
+        created.delete()
+
+
+@pytest.fixture
+def private_journald() -> Iterator[PrivateJournald]:
+    """A journald in a mount namespace of its own, with persistent storage (per-user journals): see there."""
+    problem = journal_problem()
+    if problem:
+        pytest.skip(f"journald tests {problem}")
+    journal = PrivateJournald()
+    journal.start()
+    try:
+        yield journal
+    finally:
+        journal.stop()

@@ -7,9 +7,11 @@ and files.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import time
@@ -19,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from logship.runtime import cgroups
-from tests.harness import Daemon
-from tests.rootless import RootlessDaemon, TestUser, interpreter_note, rootless_problem
+from tests.harness import Daemon, kill_processes_under
+from tests.rootfs import build_busybox_rootfs
+from tests.rootless import RootlessDaemon, TestUser, rootless_problem, user_python
 
 pytestmark = [
     pytest.mark.integration,
@@ -29,29 +32,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def user() -> Iterator[TestUser]:
-    """A user with subordinate uid and gid ranges (useradd's, from /etc/login.defs)."""
-    created = TestUser.create(subordinate_range=True)
-    print(f"rootless: user {created.name} (uid {created.uid}); {interpreter_note(created)}")
-    try:
-        yield created
-    finally:
-        created.delete()
-
-
-@pytest.fixture(scope="module")
-def lone_user() -> Iterator[TestUser]:
-    """A user without any subordinate range: only its own id can be mapped."""
-    created = TestUser.create(subordinate_range=False)
-    try:
-        yield created
-    finally:
-        created.delete()
-
-
-@pytest.fixture(scope="module")
-def daemon(user: TestUser) -> Iterator[RootlessDaemon]:
-    with RootlessDaemon(user).started() as started:
+def daemon(rootless_user: TestUser) -> Iterator[RootlessDaemon]:
+    with RootlessDaemon(rootless_user).started() as started:
         yield started
 
 
@@ -71,31 +53,31 @@ def subordinate_start(user: TestUser, path: str = "/etc/subuid") -> int:
 # --- the daemon and its namespace ---------------------------------------------------------------------
 
 
-def test_the_daemon_runs_as_the_user_and_info_says_rootless(daemon: RootlessDaemon, user: TestUser) -> None:
+def test_the_daemon_runs_as_the_user_and_info_says_rootless(daemon: RootlessDaemon, rootless_user: TestUser) -> None:
     assert daemon.process is not None
     status = host_status(daemon.process.pid)
-    assert status["Uid"].split() == [str(user.uid)] * 4  # an ordinary process to the host
+    assert status["Uid"].split() == [str(rootless_user.uid)] * 4  # an ordinary process to the host
     # Its capabilities are in a user namespace of its own, none in the host's.
     assert os.stat(f"/proc/{daemon.process.pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
     assert Path(f"/proc/{daemon.process.pid}/uid_map").read_text().split() == [
         "0",
-        str(user.uid),
+        str(rootless_user.uid),
         "1",
         "1",
-        str(subordinate_start(user)),
+        str(subordinate_start(rootless_user)),
         "65536",
     ]
     body = json.loads(daemon.api("GET", "/info")[2])
     assert "name=rootless" in body["SecurityOptions"]
     assert body["Rootless"]["SubordinateRange"] is True
-    assert body["Rootless"]["User"] == user.name
+    assert body["Rootless"]["User"] == rootless_user.name
     assert body["DockerRootDir"] == str(daemon.data_root)
     shown = daemon.cli("info")
     assert shown.code == 0
     assert "  rootless" in shown.out and "Subordinate Range: yes" in shown.out
     assert "ids 0-65536 mapped" in shown.out
     assert oct(os.stat(daemon.socket).st_mode & 0o777) == "0o600"  # the user's alone
-    assert os.stat(daemon.socket).st_uid == user.uid
+    assert os.stat(daemon.socket).st_uid == rootless_user.uid
 
 
 def test_run_logs_and_follow_as_the_user(daemon: RootlessDaemon) -> None:
@@ -115,8 +97,8 @@ def test_run_logs_and_follow_as_the_user(daemon: RootlessDaemon) -> None:
     assert follow.out.splitlines() == [f"tick {i}" for i in range(1, 6)]
 
 
-def test_a_kill_9_and_a_restart_find_the_containers_and_lose_no_line(user: TestUser) -> None:
-    daemon = RootlessDaemon(user, "restart")
+def test_a_kill_9_and_a_restart_find_the_containers_and_lose_no_line(rootless_user: TestUser) -> None:
+    daemon = RootlessDaemon(rootless_user, "restart")
     daemon.config = {"live-restore": True}
     with daemon.started():
         daemon.ok(
@@ -124,7 +106,7 @@ def test_a_kill_9_and_a_restart_find_the_containers_and_lose_no_line(user: TestU
             "sh", "-c", "i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo line $i; sleep 0.01; done; sleep 600",
         )  # fmt: skip
         pid = daemon.inspect("counter")["State"]["Pid"]
-        assert host_status(pid)["Uid"].split()[0] == str(subordinate_start(user) + 999)  # uid 1000 inside
+        assert host_status(pid)["Uid"].split()[0] == str(subordinate_start(rootless_user) + 999)  # uid 1000 inside
         time.sleep(1)
         daemon.kill9()
         time.sleep(1)  # the container writes on meanwhile
@@ -142,9 +124,9 @@ def test_a_kill_9_and_a_restart_find_the_containers_and_lose_no_line(user: TestU
 
 
 def test_root_in_a_container_is_the_user_on_the_host(
-    daemon: RootlessDaemon, user: TestUser, lone_user: TestUser
+    daemon: RootlessDaemon, rootless_user: TestUser, lone_user: TestUser
 ) -> None:
-    guarded = user.home / "guarded"
+    guarded = rootless_user.home / "guarded"
     guarded.mkdir(mode=0o755, exist_ok=True)
     root_file = guarded / "root-owned.conf"
     root_file.write_text("host configuration\n")
@@ -171,7 +153,7 @@ def test_root_in_a_container_is_the_user_on_the_host(
 
     daemon.ok("run", "-d", "--name", "sleeper", "busybox", "sleep", "60")
     pid = daemon.inspect("sleeper")["State"]["Pid"]
-    assert host_status(pid)["Uid"].split() == [str(user.uid)] * 4
+    assert host_status(pid)["Uid"].split() == [str(rootless_user.uid)] * 4
     daemon.ok("rm", "-f", "sleeper")
 
 
@@ -222,11 +204,13 @@ def test_a_user_without_a_range_has_its_own_id_only(lone_user: TestUser) -> None
         assert shown.splitlines()[0].strip() == "/dev/console" and "devpts" in shown and ",gid=" not in shown
 
 
-def test_image_owners_inside_the_range_are_kept_and_others_refused(daemon: RootlessDaemon, user: TestUser) -> None:
+def test_image_owners_inside_the_range_are_kept_and_others_refused(
+    daemon: RootlessDaemon, rootless_user: TestUser
+) -> None:
     owned_image(daemon, "owned", 1000)
     assert daemon.ok("run", "--rm", "owned", "stat", "-c", "%u:%g", "/srv/data").strip() == "1000:1000"
     stored = next((daemon.data_root / "images").rglob("srv/data"))
-    assert os.stat(stored).st_uid == subordinate_start(user) + 999  # on the host: the range's 1000th id
+    assert os.stat(stored).st_uid == subordinate_start(rootless_user) + 999  # on the host: the range's 1000th id
     rootfs = daemon.root / "rootfs-busybox"
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
@@ -254,7 +238,7 @@ def test_what_rootless_cannot_do_here_is_refused_with_the_reason(daemon: Rootles
     assert daemon.ok("ps", "-aq") == before  # --rm: nothing refused was left behind
 
 
-def test_host_and_none_networks_exec_and_a_terminal(daemon: RootlessDaemon) -> None:
+def test_host_and_none_networks_exec_cp_and_a_terminal(daemon: RootlessDaemon) -> None:
     host = daemon.ok(
         "run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net; touch /sys/x; echo $?"
     )
@@ -265,6 +249,14 @@ def test_host_and_none_networks_exec_and_a_terminal(daemon: RootlessDaemon) -> N
         daemon.ok("run", "-d", "--name", f"exec-{network}", "--network", network, "busybox", "sleep", "60")
         assert daemon.ok("exec", "-u", "1000", f"exec-{network}", "id", "-u").strip() == "1000"
         daemon.ok("rm", "-f", f"exec-{network}")
+    # cp both ways, through a volume filled from the image (copy-up keeps the image's owners)
+    daemon.ok("run", "-d", "--name", "copied", "-v", "etc-copy:/etc", "busybox", "sleep", "60")
+    outside = daemon.root / "passwd.copy"
+    daemon.ok("cp", "copied:/etc/passwd", str(outside))
+    assert outside.read_text().startswith("root:x:0:0:") and outside.stat().st_uid == daemon.user.uid
+    daemon.ok("cp", str(outside), "copied:/tmp/back")
+    assert daemon.ok("exec", "copied", "stat", "-c", "%u %s", "/tmp/back").split() == ["0", str(outside.stat().st_size)]
+    daemon.ok("rm", "-f", "-v", "copied")
     shown = daemon.ok("run", "--rm", "-t", "busybox", "sh", "-c", "tty; grep ' /dev/pts ' /proc/mounts")
     assert shown.splitlines()[0].strip() == "/dev/console" and ",gid=" in shown  # tty (5), as the host names it
 
@@ -284,11 +276,11 @@ class DelegatedDaemon(RootlessDaemon):
 
 
 @pytest.fixture
-def subtree(user: TestUser) -> Iterator[Path]:
+def subtree(rootless_user: TestUser) -> Iterator[Path]:
     root = cgroups.v2_mount_point()
     if root is None:
         pytest.skip("no cgroup v2 hierarchy is mounted here")
-    directory = root / f"logship-test-{user.name}"
+    directory = root / f"logship-test-{rootless_user.name}"
     directory.mkdir()
     for path in (
         directory,
@@ -296,7 +288,7 @@ def subtree(user: TestUser) -> Iterator[Path]:
         directory / "cgroup.subtree_control",
         directory / "cgroup.threads",
     ):
-        os.chown(path, user.uid, user.gid)
+        os.chown(path, rootless_user.uid, rootless_user.gid)
     try:
         yield directory
     finally:
@@ -307,9 +299,9 @@ def subtree(user: TestUser) -> Iterator[Path]:
 
 
 def test_a_delegated_cgroup_v2_subtree_holds_the_containers_and_offers_its_controllers(
-    user: TestUser, subtree: Path
+    rootless_user: TestUser, subtree: Path
 ) -> None:
-    daemon = DelegatedDaemon(user, subtree)
+    daemon = DelegatedDaemon(rootless_user, subtree)
     with daemon.started():
         assert daemon.process is not None
         relative = "/" + str(subtree.relative_to(cgroups.v2_mount_point() or Path("/")))
@@ -331,3 +323,26 @@ def test_a_delegated_cgroup_v2_subtree_holds_the_containers_and_offers_its_contr
             assert f"the delegated cgroup {subtree} is not offered the memory" in refused.err
             assert f"(its cgroup.controllers: {' '.join(sorted(offered)) or 'none'})" in refused.err
         daemon.ok("rm", "-f", "placed")
+
+
+def test_the_first_command_starts_a_rootless_daemon_on_the_users_own_paths(rootless_user: TestUser) -> None:
+    runtime = rootless_user.home / "runtime"
+    runtime.mkdir(mode=0o700)
+    rootless_user.give(runtime)
+    env = rootless_user.env(XDG_RUNTIME_DIR=str(runtime))  # no -H, no LOGSHIP_HOST: the defaults
+    rootfs = rootless_user.give(build_busybox_rootfs(rootless_user.home / "autostart-rootfs"))
+    logship = [user_python(rootless_user.uid)[0], "-m", "logship"]
+    data_root = rootless_user.home / ".local/share/logship"
+    try:
+        imported = rootless_user.run([*logship, "import", str(rootfs), "busybox"], env)
+        assert imported.returncode == 0, imported.stderr
+        assert b"no daemon answered on unix://" + str(runtime / "logship.sock").encode() in imported.stderr
+        assert (runtime / "logship.sock").is_socket() and (data_root / "logship.pid").exists()
+        ran = rootless_user.run([*logship, "run", "--rm", "busybox", "sh", "-c", "echo hello from $(id -u)"], env)
+        assert ran.stdout == b"hello from 0\n", ran.stderr
+    finally:
+        pid_file = data_root / "logship.pid"
+        if pid_file.exists() and pid_file.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        kill_processes_under(data_root)
