@@ -3,7 +3,7 @@ next to the same producer piped into `cat > file` in the same run. Prints lines/
 the daemon's CPU seconds per million lines, its peak RSS, and the wall time of `logship logs --tail 10`
 (the whole CLI process, Python start-up included) on the resulting log.
 
-    .venv/bin/python bench/ingest.py [--lines 2000000] [--dockerd]
+    .venv/bin/python bench/ingest.py [--lines 2000000] [--dockerd] [--rootless]
 
 The container is created, started and waited for through the API (what `docker run -d` + `docker wait`
 send), so the time is the daemon's, not that of two Python CLI start-ups (about 0.2 s each).
@@ -19,6 +19,12 @@ and in the same rounds (baseline, logship, dockerd), so a busy moment of the mac
 figures are printed side by side with logship's: lines/s, ratio to the baseline, CPU seconds per million
 lines of dockerd + containerd + the container's containerd-shim (logship: its one daemon process), the
 lines in its json log (counted, to show whether it logged all N) and `docker logs --tail 10`.
+
+With --rootless, the same container also runs on a rootless daemon: an ordinary user made for the run
+(useradd, with a subordinate range; removed at the end) runs the daemon, as in tests/rootless.py, in the
+same rounds. Both daemons then run on the interpreter that user can run (Debian's python3 where this
+virtualenv's is out of its reach), so the figures differ by rootlessness only. Target (issue 22): the
+rootless daemon's lines/s within 10% of root's.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logship.client import Client
-from tests.harness import LOGSHIP, Daemon
+from tests.harness import Daemon
+from tests.rootless import RootlessDaemon, TestUser, interpreter_note, user_python
 
 # bench.dockerd imports cpu_seconds from this module (and bench.read imports this module): those two are
 # imported where they are used, once this module is whole, not here.
@@ -182,19 +189,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="baseline and logship runs, alternated (medians)")
     parser.add_argument("--tail-runs", type=int, default=10)
     parser.add_argument("--dockerd", action="store_true", help="also run the container on a real dockerd (docker.io)")
+    parser.add_argument("--rootless", action="store_true", help="also run it on a rootless daemon (a user made here)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="logship-bench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        daemon = stack.enter_context(Daemon(work / "logship").started())
+        rootless = start_rootless(stack) if args.rootless else None
+        root_daemon = Daemon(work / "logship") if rootless is None else SameInterpreter(work / "logship", rootless.user)
+        daemon = stack.enter_context(root_daemon.started())
         docker = start_dockerd(stack, work) if args.dockerd else None
         base_times: list[float] = []
         runs: list[Run] = []
+        rootless_runs: list[Run] = []
         docker_runs: list[Run] = []
         docker_lines: list[int] = []  # in dockerd's json log, each round
         for index in range(args.rounds):  # alternated, so a busy moment of the machine hits all
             base_times.append(baseline(args.lines, work))
             runs.append(run_container(daemon, f"ingest-{index}", producer(args.lines)))
+            if rootless is not None:
+                rootless_runs.append(run_container(rootless, f"ingest-{index}", producer(args.lines)))
             if docker is not None:
                 docker_runs.append(run_on_dockerd(docker, f"ingest-{index}", producer(args.lines)))
                 docker_lines.append(lines_in(Path(docker_runs[-1].info["LogPath"])))
@@ -204,7 +217,8 @@ def main() -> None:
         written = run.driver_stats("json-file")["LinesWritten"]
         log_size = Path(run.info["LogPath"]).stat().st_size
 
-        tails = [([*LOGSHIP, "logs", "--tail", "10", run.info["Name"].lstrip("/")], daemon.env())]
+        rootless_figures = rootless_summary(rootless, rootless_runs, args.lines) if rootless is not None else []
+        tails = [([*daemon.logship, "logs", "--tail", "10", run.info["Name"].lstrip("/")], daemon.env())]
         if docker is not None:
             from bench.dockerd import docker_cli
 
@@ -248,8 +262,56 @@ def main() -> None:
         f"logs --tail 10, whole CLI    {tail_s * 1e3:10.0f} ms median of {args.tail_runs}"
         f"   (docker logs --tail 10 {docker_tail})"
     )
+    for line in rootless_figures:
+        print(line)
+    if rootless_runs:
+        rootless_rate = args.lines / statistics.median(r.seconds for r in rootless_runs)
+        each = " ".join(f"{a.seconds / b.seconds:.2f}" for a, b in zip(runs, rootless_runs, strict=True))
+        print(
+            f"rootless/root                {rootless_rate / rate:10.2f}x         "
+            f"(target: within 10%, >= 0.90x; in each round {each})"
+        )
     if theirs is not None:
         report_dockerd(theirs, ours, args.lines, base_times, docker_runs, docker_lines)
+
+
+class SameInterpreter(Daemon):
+    """The root daemon, on the interpreter the rootless user runs (see tests/rootless.py), for a fair match."""
+
+    def __init__(self, root: Path, user: TestUser) -> None:
+        super().__init__(root)
+        self.python, self.python_path = user_python(user.uid)
+
+    @property
+    def logship(self) -> list[str]:
+        return [self.python, "-m", "logship"]
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **({"PYTHONPATH": self.python_path} if self.python_path else {})}
+
+
+def start_rootless(stack: contextlib.ExitStack) -> RootlessDaemon:
+    """A user made for this run (removed when `stack` closes) and its rootless daemon with busybox."""
+    user = TestUser.create(subordinate_range=True)
+    stack.callback(user.delete)
+    print(f"rootless: user {user.name} (uid {user.uid}); {interpreter_note(user)}; root's daemon runs the same")
+    daemon = RootlessDaemon(user)
+    stack.enter_context(daemon.started())
+    return daemon
+
+
+def rootless_summary(daemon: RootlessDaemon, runs: list[Run], lines: int) -> list[str]:
+    """The rootless daemon's lines, printed under root's once the run is over."""
+    assert daemon.process is not None
+    seconds = statistics.median(r.seconds for r in runs)
+    written = runs[-1].driver_stats("json-file")["LinesWritten"]
+    cpu = statistics.median(r.cpu_seconds for r in runs) / lines * 1e6
+    return [
+        f"rootless json-file           {lines / seconds / 1e3:10.0f}k lines/s   "
+        f"({seconds:.2f} s, as {daemon.user.name})",
+        f"  rootless CPU per 1M lines  {cpu:10.2f} CPU-s   peak RSS {peak_rss_mib(daemon.process.pid):.1f} MiB; "
+        f"{written:,} lines in its log (last round)",
+    ]
 
 
 def whole_cli(command: list[str], env: dict[str, str]) -> float:
