@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,6 +17,8 @@ from tests.journal import Journald, PrivateJournald, journal_problem
 from tests.localstack import LocalStack, localstack_problem
 from tests.rootfs import container_problem
 from tests.rootless import TestUser, interpreter_note
+
+AnyJournald = TypeVar("AnyJournald", Journald, PrivateJournald)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -28,6 +31,8 @@ _fluentd_used = False
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _fluentd_used:  # said at the end too: -q shows no header
         terminalreporter.write_line(f"fluentd tests ran against the {fluentd_kind()}")
+    for note in sorted(_rootless_notes):  # which interpreter the rootless tests' users ran
+        terminalreporter.write_line(f"rootless tests: {note}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,10 +94,14 @@ def small_disk(tmp_path: Path) -> Iterator[Daemon]:
 @pytest.fixture(scope="session")
 def journald() -> Iterator[Journald]:
     """A running systemd-journald: the machine's if one answers, else one started (and stopped) here."""
+    yield from _started(Journald)
+
+
+def _started(kind: Callable[[], AnyJournald]) -> Iterator[AnyJournald]:
     problem = journal_problem()
     if problem:
         pytest.skip(f"journald tests {problem}")
-    journal = Journald()
+    journal = kind()
     journal.start()
     try:
         yield journal
@@ -171,36 +180,31 @@ def fluentd(fluentd_factory: FluentdFactory) -> FluentdServer:
     return fluentd_factory()
 
 
-@pytest.fixture(scope="module")
-def rootless_user() -> Iterator[TestUser]:
-    """A real user (useradd) with subordinate uid and gid ranges, removed with its home at the end."""
-    created = TestUser.create(subordinate_range=True)
-    print(f"rootless: user {created.name} (uid {created.uid}); {interpreter_note(created)}")
+_rootless_notes: set[str] = set()
+
+
+def _test_user(subordinate_range: bool) -> Iterator[TestUser]:
+    created = TestUser.create(subordinate_range=subordinate_range)
+    _rootless_notes.add(interpreter_note(created))
     try:
         yield created
     finally:
         created.delete()
+
+
+@pytest.fixture(scope="module")
+def rootless_user() -> Iterator[TestUser]:
+    """A real user (useradd) with subordinate uid and gid ranges, removed with its home at the end."""
+    yield from _test_user(subordinate_range=True)
 
 
 @pytest.fixture(scope="module")
 def lone_user() -> Iterator[TestUser]:
     """A real user without any subordinate range: only its own id can be mapped."""
-    created = TestUser.create(subordinate_range=False)
-    try:
-        yield created
-    finally:
-        created.delete()
+    yield from _test_user(subordinate_range=False)
 
 
 @pytest.fixture
 def private_journald() -> Iterator[PrivateJournald]:
     """A journald in a mount namespace of its own, with persistent storage (per-user journals): see there."""
-    problem = journal_problem()
-    if problem:
-        pytest.skip(f"journald tests {problem}")
-    journal = PrivateJournald()
-    journal.start()
-    try:
-        yield journal
-    finally:
-        journal.stop()
+    yield from _started(PrivateJournald)

@@ -257,6 +257,12 @@ def kill_processes_under(data_root: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+    kill_and_wait(victims)
+
+
+def kill_and_wait(victims: list[int]) -> None:
+    """SIGKILL each of `victims`, then wait (10 s at most) until each is gone or a zombie."""
+    for pid in victims:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:

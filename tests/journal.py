@@ -50,6 +50,17 @@ def journal_problem() -> str:
     return ""
 
 
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a journald this module started (it flushes and goes), SIGKILL after 15 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Journald:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -65,13 +76,7 @@ class Journald:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     def restart(self) -> None:
@@ -180,11 +185,5 @@ class PrivateJournald:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None

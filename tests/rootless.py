@@ -18,16 +18,14 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tests.harness import Daemon
+from tests.harness import Daemon, kill_and_wait
 from tests.rootfs import build_busybox_rootfs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,22 +121,7 @@ def kill_processes_of(uid: int) -> None:
                     victims.append(int(entry.name))
             except OSError:
                 continue
-    for pid in victims:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    deadline = time.monotonic() + 10
-    while victims and time.monotonic() < deadline:
-        victims = [pid for pid in victims if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
-        time.sleep(0.05)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    kill_and_wait(victims)
 
 
 class RootlessDaemon(Daemon):
