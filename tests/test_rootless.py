@@ -313,14 +313,24 @@ def test_a_delegated_cgroup_v2_subtree_holds_the_containers_and_offers_its_contr
         placed = Path(f"/proc/{container['State']['Pid']}/cgroup").read_text().splitlines()
         assert f"0::{relative}/logship/{container['Id']}" in placed
         offered = set((subtree / "cgroup.controllers").read_text().split())
-        if "memory" in offered:  # a machine whose cgroup v2 has the controllers: the limit is applied
-            daemon.ok("run", "-d", "--name", "limited", "--memory", "64m", "busybox", "sleep", "60")
+        limits = {  # controller: the flag, the file it sets, what it holds
+            "memory": (["--memory", "64m"], "memory.max", str(64 << 20)),
+            "pids": (["--pids-limit", "10"], "pids.max", "10"),
+            "cpu": (["--cpus", "0.5"], "cpu.max", "50000 100000"),
+        }
+        usable = [name for name in limits if name in offered]
+        if usable:  # a machine whose cgroup v2 has these controllers: the limits are applied
+            flags = [flag for name in usable for flag in limits[name][0]]
+            daemon.ok("run", "-d", "--name", "limited", *flags, "busybox", "sleep", "60")
             limited = subtree / "logship" / daemon.inspect("limited")["Id"]
-            assert (limited / "memory.max").read_text().strip() == str(64 << 20)
-        else:  # a hybrid machine (this project's): refused, naming what the subtree offers
-            refused = daemon.cli("run", "--rm", "--memory", "64m", "busybox", "true")
+            for name in usable:
+                assert (limited / limits[name][1]).read_text().strip() == limits[name][2]
+            daemon.ok("rm", "-f", "limited")
+        missing = [name for name in limits if name not in offered]
+        if missing:  # a hybrid machine (this project's): refused, naming what the subtree offers
+            refused = daemon.cli("run", "--rm", *limits[missing[0]][0], "busybox", "true")
             assert refused.code == 125
-            assert f"the delegated cgroup {subtree} is not offered the memory" in refused.err
+            assert f"the delegated cgroup {subtree} is not offered the {', '.join(missing)} controller" in refused.err
             assert f"(its cgroup.controllers: {' '.join(sorted(offered)) or 'none'})" in refused.err
         daemon.ok("rm", "-f", "placed")
 
