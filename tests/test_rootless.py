@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from logship.runtime import cgroups
-from tests.harness import Daemon, kill_processes_under
+from tests.harness import DOCKER, Daemon, kill_processes_under, needs_docker
 from tests.rootfs import build_busybox_rootfs
 from tests.rootless import RootlessDaemon, TestUser, rootless_problem, user_python
 
@@ -78,6 +78,17 @@ def test_the_daemon_runs_as_the_user_and_info_says_rootless(daemon: RootlessDaem
     assert "ids 0-65536 mapped" in shown.out
     assert oct(os.stat(daemon.socket).st_mode & 0o777) == "0o600"  # the user's alone
     assert os.stat(daemon.socket).st_uid == rootless_user.uid
+
+
+@needs_docker
+def test_the_docker_cli_shows_it_as_a_rootless_dockerd(daemon: RootlessDaemon, rootless_user: TestUser) -> None:
+    """The real docker CLI, run by the user: Security Options `rootless`, and dockerd's warnings."""
+    config = str(daemon.root / "docker-config")
+    shown = rootless_user.run([DOCKER, "info"], rootless_user.env(DOCKER_HOST=daemon.host, DOCKER_CONFIG=config))
+    assert shown.returncode == 0, shown.stderr
+    assert b" Security Options:\n" in shown.stdout and b"\n  rootless\n" in shown.stdout
+    if not json.loads(daemon.api("GET", "/info")[2])["Rootless"]["Cgroup"]["Path"]:  # no delegated subtree here
+        assert b"WARNING: Running in rootless-mode without cgroups: " in shown.stderr
 
 
 def test_run_logs_and_follow_as_the_user(daemon: RootlessDaemon) -> None:
