@@ -31,8 +31,10 @@ from tests.rootfs import build_busybox_rootfs
 REPO = Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 USER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOBODY = 65534  # the probe's ordinary user (Debian's nobody)
 
 
+@cache
 def rootless_problem() -> str:
     """Why the rootless tests cannot run here, or "" when they can."""
     if os.geteuid() != 0:
@@ -41,7 +43,21 @@ def rootless_problem() -> str:
         if shutil.which(program) is None:
             package = "uidmap" if program.startswith("new") else ("passwd" if "user" in program else "util-linux")
             return f"need {program} (apt-get install {package})"
-    return ""
+    return out_of_reach(NOBODY)
+
+
+def out_of_reach(uid: int) -> str:
+    """Why user `uid` cannot import logship from this checkout (a clone in root's 0700 home, say), or ""."""
+    python, path = user_python(uid)
+    probe = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "env", f"PYTHONPATH={path}"]
+    done = subprocess.run([*probe, python, "-c", "import logship.cli"], capture_output=True, text=True, cwd="/")
+    if done.returncode == 0:
+        return ""
+    why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    return (
+        f"need this checkout ({REPO}) and its virtualenv where an ordinary user may read them: uid {uid} cannot "
+        f"import logship with {python} ({why}); clone it elsewhere, or make the folders above it 0755"
+    )
 
 
 @dataclass
