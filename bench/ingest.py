@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logship.client import Client
 from tests.harness import Daemon
-from tests.rootless import RootlessDaemon, TestUser, interpreter_note, user_python
+from tests.rootless import RootlessDaemon, TestUser, interpreter_note, rootless_problem, user_python
 
 # bench.dockerd imports cpu_seconds from this module (and bench.read imports this module): those two are
 # imported where they are used, once this module is whole, not here.
@@ -292,6 +292,9 @@ class SameInterpreter(Daemon):
 
 def start_rootless(stack: contextlib.ExitStack) -> RootlessDaemon:
     """A user made for this run (removed when `stack` closes) and its rootless daemon with busybox."""
+    problem = rootless_problem()
+    if problem:
+        raise SystemExit(f"bench/ingest.py --rootless: cannot run a rootless daemon here: {problem}")
     user = TestUser.create(subordinate_range=True)
     stack.callback(user.delete)
     print(f"rootless: user {user.name} (uid {user.uid}); {interpreter_note(user)}; root's daemon runs the same")
