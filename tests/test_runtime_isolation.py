@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from logship.runtime import capabilities, spawn
+from logship.runtime import capabilities, netns, spawn
 from tests.rootfs import build_busybox_rootfs, container_problem, run
 
 pytestmark = [
@@ -77,6 +77,28 @@ def test_network_none_has_only_loopback_and_it_is_up(rootfs: Path, tmp_path: Pat
 def test_network_host_sees_the_hosts_interfaces(rootfs: Path, tmp_path: Path) -> None:
     result = run(["ls", "/sys/class/net"], rootfs, tmp_path, network="host")
     assert sorted(result.stdout.decode().split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_a_prepared_network_namespace_is_joined_with_the_etc_files_given(rootfs: Path, tmp_path: Path) -> None:
+    """Bridge networks: the daemon prepares the namespace (a mounted file) and the files; init joins it."""
+    path = tmp_path / "netns"
+    netns.create(path)
+    try:
+        assert netns.is_netns(path)
+        hosts, resolv = "127.0.0.1\tlocalhost\n10.1.2.3\tweb\n", "nameserver 10.1.2.1\noptions ndots:0\n"
+        result = run(
+            ["sh", "-c", "readlink /proc/self/ns/net; cat /etc/hosts /etc/resolv.conf"],
+            rootfs,
+            tmp_path,
+            netns=str(path),
+            hosts=hosts,
+            resolv_conf=resolv,
+        )
+        inode = os.stat(path).st_ino
+        assert result.stdout.decode() == f"net:[{inode}]\n" + hosts + resolv
+    finally:
+        netns.remove(path)
+    assert not path.exists() and not netns.is_netns(path)
 
 
 def test_default_capabilities_are_dockers_in_every_set_and_no_new_privs_is_on(rootfs: Path, tmp_path: Path) -> None:

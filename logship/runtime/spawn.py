@@ -98,6 +98,12 @@ class ContainerSpec:
     tty: bool = False
     open_stdin: bool = False
     network: str = "none"  # "none" (own netns with lo up) or "host"
+    # A network namespace prepared by the daemon (a bind-mounted nsfs file, `logship.runtime.netns`) that the
+    # container joins instead: its bridge networks. With it `network` is ignored, and `hosts` and
+    # `resolv_conf` say what the container's /etc/hosts and /etc/resolv.conf hold (None: as for "none").
+    netns: str = ""
+    hosts: str | None = None
+    resolv_conf: str | None = None
     memory: int = 0
     pids_limit: int = 0
     nano_cpus: int = 0
@@ -220,7 +226,9 @@ def _init_config(spec: ContainerSpec, state_dir: Path) -> dict[str, Any]:
         raise StartError(f"invalid container id {spec.container_id!r}: use letters, digits, '_', '.', '-'")
     if not spec.argv:
         raise StartError("No command specified")
-    if spec.network not in ("none", "host"):
+    if spec.netns and not Path(spec.netns).is_absolute():
+        raise StartError(f"network namespace {spec.netns!r} is not an absolute path")
+    if not spec.netns and spec.network not in ("none", "host"):
         raise StartError(f'network mode "{spec.network}" is not supported: use "none" or "host"')
     if not spec.workdir.startswith("/"):
         raise StartError(f"the working directory '{spec.workdir}' is invalid, it needs to be an absolute path")
@@ -256,7 +264,8 @@ def _init_config(spec: ContainerSpec, state_dir: Path) -> dict[str, Any]:
         "workdir": spec.workdir,
         "hostname": hostname,
         "tty": spec.tty,
-        "network": spec.network,
+        "network": "netns" if spec.netns else spec.network,
+        "netns": spec.netns,
         **confined,
         "privileged": spec.privileged,
         "no_new_privs": spec.no_new_privs,
@@ -276,9 +285,10 @@ def _prepare_state_dir(state_dir: Path, spec: ContainerSpec) -> None:
         (state_dir / name).unlink(missing_ok=True)
     hostname = spec.hostname or spec.container_id[:12]
     write_atomically(state_dir / "hostname", hostname + "\n")
-    hosts = read_or(Path("/etc/hosts"), DOCKER_HOSTS) if spec.network == "host" else DOCKER_HOSTS
-    write_atomically(state_dir / "hosts", hosts)
-    write_atomically(state_dir / "resolv.conf", read_or(Path("/etc/resolv.conf"), ""))
+    hosts = read_or(Path("/etc/hosts"), DOCKER_HOSTS) if spec.network == "host" and not spec.netns else DOCKER_HOSTS
+    write_atomically(state_dir / "hosts", hosts if spec.hosts is None else spec.hosts)
+    resolv_conf = read_or(Path("/etc/resolv.conf"), "") if spec.resolv_conf is None else spec.resolv_conf
+    write_atomically(state_dir / "resolv.conf", resolv_conf)
 
 
 def _spawn_supervisor(state_dir: Path, streams: Streams, hold_output: bool) -> subprocess.Popen[bytes]:

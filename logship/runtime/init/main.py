@@ -9,8 +9,8 @@ In order, it:
 1. makes the container's stdin/stdout/stderr (inherited under other numbers) its fds 0, 1 and 2;
 2. arms PR_SET_PDEATHSIG, so a container never outlives the supervisor that records its exit code;
 3. reports its host pid on status.fifo (the daemon signals the container through that pid);
-4. enters new mount, uts, ipc (and, for network "none", net) namespaces; sets the hostname; brings
-   `lo` up;
+4. joins the network namespace the daemon prepared (bridge networks), or enters a new one (network
+   "none", then brings `lo` up); enters new mount, uts and ipc namespaces; sets the hostname;
 5. opens the user's bind and volume sources (`mounts`), mounts an overlay of the image (private upper
    layer in the state dir), pivot_roots into it, then mounts Docker's /proc, /sys, /dev and
    /etc/{hostname,hosts,resolv.conf}, the user's mounts, masks and read-only paths (`rootfs`);
@@ -48,6 +48,7 @@ from logship.runtime.init.syscalls import (
     PR_SET_PDEATHSIG,
     mount,
     prctl,
+    setns,
     unshare,
 )
 
@@ -158,6 +159,8 @@ def setup_and_exec(config: dict[str, Any], supervisor_pid: int, status: Status) 
     program = confine.read_seccomp(config)
 
     network = config["network"]
+    if network == "netns":  # first, while the host's mount namespace still shows the file
+        setns(config["netns"], CLONE_NEWNET)
     unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if network == "none" else 0))
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount may propagate to the host
     socket.sethostname(config["hostname"])

@@ -51,6 +51,16 @@ def umount(target: str, flags: int) -> None:
         fail(f"umount {target}")
 
 
+def setns(path: str, nstype: int) -> None:
+    """Join the namespace a file (a /proc/<pid>/ns/* link or a bind mount of one) stands for."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
+            fail(f"setns {path}")
+    finally:
+        os.close(fd)
+
+
 def unshare(flags: int) -> None:
     if libc.unshare(ctypes.c_int(flags)) != 0:
         fail("unshare")
