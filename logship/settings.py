@@ -40,6 +40,7 @@ KNOWN_KEYS: dict[str, type | tuple[type, ...]] = {
     "insecure-registries": list,
     "registry-mirrors": list,
     "log-buffer-total": str,
+    "bridge": str,
 }
 DAEMON_LOG_TARGETS = ("file", "journald")
 
@@ -79,6 +80,9 @@ class Settings:
     shutdown_timeout: int = 15
     log_buffer_total: int = 0  # bytes all disk buffers together may hold (0: no daemon-wide bound)
     daemon_log: str = "file"  # or "journald" (SYSLOG_IDENTIFIER=logshipd)
+    # dockerd's `bridge`: "none" turns the default bridge network off, and containers started without
+    # --network get none instead (README, "Networks").
+    bridge: str = ""
     # tcp:// hosts: TLS with the daemon's certificate, and with tls_verify only clients whose certificate
     # tls_ca_cert signed (mutual TLS); plain TCP only with insecure_tcp. Unix sockets ignore all of it.
     tls: bool = False
@@ -183,6 +187,7 @@ def load(flags: Flags) -> Settings:
         registry_mirrors=list(file_values.get("registry-mirrors", [])),
         certs_dir=config_path.parent / "certs.d",
         log_buffer_total=_buffer_total(file_values.get("log-buffer-total", "")),
+        bridge=file_values.get("bridge", ""),
     )
     # As in dockerd, asking to verify clients turns TLS on whatever `tls` says.
     settings.tls_verify = bool(flags.tls_verify or file_values.get("tlsverify", False))
@@ -206,6 +211,11 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f'invalid daemon-log: {settings.daemon_log!r} (use "file" or "journald")')
     if settings.log_format not in LOG_FORMATS:
         raise SettingsError(f"invalid log format: {settings.log_format} (use text or json)")
+    if settings.bridge not in ("", "none"):
+        raise SettingsError(
+            f'invalid bridge: {settings.bridge!r}: logship makes its own bridges; "none" turns the default '
+            "bridge network off (containers without --network then get none), leave it out to keep it"
+        )
     if not settings.data_root.is_absolute():
         raise SettingsError(f"data-root must be an absolute path, got {settings.data_root}")
     try:

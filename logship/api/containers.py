@@ -35,8 +35,8 @@ def _container(request: web.Request) -> Container:
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     name = request.query.get("name") or None
-    container = await backend(request).containers.create(body, name)
-    return json_response({"Id": container.id, "Warnings": []}, status=201)
+    container, warnings = await backend(request).containers.create(body, name)
+    return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
 
 async def start(request: web.Request) -> web.Response:

@@ -76,7 +76,12 @@ async def info(request: web.Request) -> web.Response:
             "Images": len(images),
             "Driver": "overlay",
             "DriverStatus": [],
-            "Plugins": {"Volume": [], "Network": ["host", "none"], "Authorization": None, "Log": registry.names()},
+            "Plugins": {
+                "Volume": [],
+                "Network": ["bridge", "host", "null"],
+                "Authorization": None,
+                "Log": registry.names(),
+            },
             **_limits(),
             "IPv4Forwarding": False,
             "Debug": settings.log_level in ("debug", "trace"),

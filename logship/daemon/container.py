@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from logship.daemon import inspectshape
+from logship.daemon.ports import summary_ports
 from logship.humanize import human_duration
 from logship.pipeline.stats import LogStats
 
@@ -99,6 +100,11 @@ class ContainerRecord:
     log_stats: LogStats = field(default_factory=LogStats)
     # Docker's MountPoints: inspect's "Mounts" (the capitalized keys) and what the runtime needs (logship.daemon.mounts)
     mount_points: list[dict[str, Any]] = field(default_factory=list)
+    # NetworkSettings: Networks (network name -> dockerd's EndpointSettings, addresses filled while it runs),
+    # Ports while it runs, and its network namespace's file while it runs (logship.daemon.netattach)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ports: dict[str, Any] = field(default_factory=dict)
+    sandbox_key: str = ""
 
     @property
     def short_id(self) -> str:
@@ -139,6 +145,9 @@ class ContainerRecord:
             if not point.get("hidden")
         ]
 
+    def network_list(self) -> dict[str, Any]:
+        return inspectshape.networks_of(self.networks, self.host_config.get("NetworkMode", "none"))
+
     def to_inspect(self) -> dict[str, Any]:
         return {
             "Id": self.id,
@@ -163,14 +172,13 @@ class ContainerRecord:
             "GraphDriver": {"Data": None, "Name": "overlay"},
             "Mounts": self.public_mounts(),
             "Config": self.config,
-            "NetworkSettings": inspectshape.network_settings(self.host_config.get("NetworkMode", "none")),
+            "NetworkSettings": inspectshape.network_settings(self.network_list(), self.ports, self.sandbox_key),
             "LogStats": self.log_stats.to_api(),
         }
 
     def to_summary(self) -> dict[str, Any]:
         """One entry of `GET /containers/json`."""
         command = " ".join([self.path, *self.args])
-        mode = self.host_config.get("NetworkMode", "none")
         return {
             "Id": self.id,
             "Names": [self.name],
@@ -178,11 +186,11 @@ class ContainerRecord:
             "ImageID": self.image_id,
             "Command": command,
             "Created": self.created_ns // 1_000_000_000,
-            "Ports": [],
+            "Ports": summary_ports(self.ports),
             "Labels": self.config.get("Labels") or {},
             "State": self.state.status,
             "Status": self.state.human_status(),
-            "HostConfig": {"NetworkMode": mode},
-            "NetworkSettings": {"Networks": {mode: inspectshape.endpoint(mode)}},
+            "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "none")},
+            "NetworkSettings": {"Networks": self.network_list()},
             "Mounts": self.public_mounts(),
         }

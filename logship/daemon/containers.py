@@ -35,6 +35,7 @@ from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_whe
 from logship.daemon.events import CONTAINER, Events
 from logship.daemon.execs import Execs
 from logship.daemon.names import random_name
+from logship.daemon.netattach import ContainerNetworking, StartNetwork
 from logship.daemon.output import Output
 from logship.daemon.pending import PendingDeliveries, remove_files
 from logship.daemon.signals import parse_signal
@@ -108,6 +109,9 @@ class ContainerManager:
         self.budget = DaemonBudget(settings.log_buffer_total)
         self.pending = PendingDeliveries(self.root, self.budget, self._open_for_pending)
         self.volumes = VolumeStore(settings.data_root / "volumes", self._volume_users)
+        self.network = ContainerNetworking(
+            settings.data_root, settings.bridge != "none", self.events, self._containers.values
+        )
 
     # ---- lookup ---------------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class ContainerManager:
 
     # ---- create ---------------------------------------------------------------------------------
 
-    async def create(self, body: dict[str, Any], name: str | None) -> Container:
+    async def create(self, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
         image_ref = body.get("Image")
         if not image_ref or not isinstance(image_ref, str):
             raise InvalidParameter("no image specified: the create request needs an Image")
@@ -165,6 +169,7 @@ class ContainerManager:
         record = create.build_record(
             body, full_name, image_ref, image.id, image.config.get("config") or {}, self.settings, container_id
         )
+        warnings = self.network.configure(record, body, body.get("HostConfig") or {})
         await asyncio.to_thread(mounts.create_volumes, record.mount_points, self.volumes)
         directory = self.root / container_id
         directory.mkdir(parents=True)
@@ -176,7 +181,7 @@ class ContainerManager:
             "created container %s %s (image %s, log driver %s)", record.short_id, full_name, image_ref, record.log_type
         )
         self.event(container, "create")
-        return container
+        return container, warnings
 
     # ---- start and the life of a running container ---------------------------------------------
 
@@ -212,10 +217,11 @@ class ContainerManager:
             image = await asyncio.to_thread(self.images.get, record.image_id)
             # A policy restart reuses the drivers the previous run left open (see the module docstring).
             drivers = [] if container.output is not None else await logsource.open_drivers(container)
-            spec = runspec.container_spec(record, container.dir, image.rootfs)
             try:
-                process = await spawn.start(spec)
+                network = await self._setup_network(container)
+                process = await spawn.start(runspec.container_spec(record, container.dir, image.rootfs, network))
             except spawn.StartError as err:
+                await self.network.release(container)
                 await self._close_drivers(container, drivers)
                 record.state.status = "exited" if record.state.started_ns else "created"
                 record.state.exit_code = err.exit_code
@@ -227,12 +233,20 @@ class ContainerManager:
                     self._signal_exit(container)  # it was "restarting", it is now stopped for good
                 raise StartFailed(err.message, err.exit_code) from None
             except Exception as err:
+                await self.network.release(container)
                 await self._close_drivers(container, drivers)
                 log.exception("starting container %s failed", record.short_id)
                 raise LogshipError(f"starting the container failed: {type(err).__name__}: {err}") from err
             self._run(container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
             self.event(container, "start")
+
+    async def _setup_network(self, container: Container) -> StartNetwork | None:
+        """Its networks joined before it starts; a network that cannot be set up fails the start (125)."""
+        try:
+            return await self.network.setup(container)
+        except LogshipError as err:
+            raise spawn.StartError(str(err)) from None
 
     def _run(
         self, container: Container, process: spawn.Process, drivers: list[LogDriver], restored: bool = False
@@ -289,6 +303,7 @@ class ContainerManager:
             if spool is not None:
                 releasing.cancel()
         container.process_exited.set()
+        await self.network.release(container)
         # One bound from the exit on: the copiers drain the pipes (and the spool) into the router, then the
         # router flushes, all within DEFAULT_FLUSH_TIMEOUT_S plus the drivers' close grace. A driver stuck past
         # it must not hold `stop` longer: the copiers stop waiting for it and count what it missed. (With a

@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from logship.daemon import mounts, restart, security
+from logship.daemon import mounts, ports, restart, security
 from logship.daemon.container import ContainerRecord
 from logship.daemon.signals import parse_signal
 from logship.drivers import options
@@ -22,7 +22,6 @@ from logship.settings import Settings
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 MIN_MEMORY = 6 * 1024 * 1024
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-NETWORK_MODES = {"": "none", "default": "none", "none": "none", "host": "host"}
 
 
 def new_container_id() -> str:
@@ -112,8 +111,6 @@ def log_config(body_log_config: dict[str, Any] | None, settings: Settings) -> di
 # refused (400) rather than silently run without it.
 UNSUPPORTED_HOST_CONFIG = {
     "VolumesFrom": "--volumes-from",
-    "PortBindings": "-p/--publish",
-    "PublishAllPorts": "-P/--publish-all",
     "Devices": "--device",
     "DeviceRequests": "--gpus",
     "Links": "--link",
@@ -139,7 +136,6 @@ UNSUPPORTED_HOST_CONFIG = {
     "OomKillDisable": "--oom-kill-disable",
 }
 UNSUPPORTED_CONFIG = {
-    "ExposedPorts": "--expose",
     "Healthcheck": "--health-cmd",
 }
 # Values the docker CLI and docker-py send when an option is not used.
@@ -209,11 +205,10 @@ def build_record(
     refused = cgroups.refusal(cgroups.Limits(memory, pids_limit or 0, nano_cpus))  # a rootless daemon's
     if refused:
         raise InvalidParameter(refused)
-    network = host_config.get("NetworkMode") or ""
-    if network not in NETWORK_MODES:
-        raise InvalidParameter(
-            f"network mode {network!r} is not supported by logship: use --network none (the default) or host"
-        )
+    # NetworkMode and EndpointsConfig are checked against the networks by the container manager
+    # (logship.daemon.netattach); the ports' shapes here.
+    exposed = ports.exposed_ports(body, image_config)
+    port_bindings = ports.port_bindings(host_config)
     cap_add = _strings(host_config, "CapAdd") or []
     cap_drop = _strings(host_config, "CapDrop") or []
     from logship.runtime.capabilities import validate_capabilities
@@ -252,6 +247,7 @@ def build_record(
         "Cmd": cmd or None,
         "Image": image_ref,
         "Volumes": body.get("Volumes") or None,
+        **({"ExposedPorts": exposed} if exposed else {}),
         "WorkingDir": working_dir,
         "Entrypoint": entrypoint or None,
         "OnBuild": None,
@@ -261,7 +257,9 @@ def build_record(
     logging_config = log_config(host_config.get("LogConfig"), settings)
     normalized_host_config = {
         "LogConfig": logging_config,
-        "NetworkMode": NETWORK_MODES[network] if network in ("", "default") else network,
+        "NetworkMode": host_config.get("NetworkMode") or "default",
+        "PortBindings": port_bindings,
+        "PublishAllPorts": bool(host_config.get("PublishAllPorts")),
         "Memory": memory,
         "MemorySwap": memory * 2 if memory else 0,
         "NanoCpus": nano_cpus,

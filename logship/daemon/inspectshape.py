@@ -99,15 +99,16 @@ def host_config(recorded: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def endpoint(mode: str) -> dict[str, Any]:
-    """One entry of NetworkSettings.Networks (logship's modes have no address of their own)."""
+def endpoint(network_id: str = "", aliases: list[str] | None = None, address: str = "") -> dict[str, Any]:
+    """One entry of NetworkSettings.Networks: dockerd's EndpointSettings (API 1.44+), in its order. The
+    addresses are filled while the container runs (logship.daemon.netattach)."""
     return {
-        "IPAMConfig": None,
+        "IPAMConfig": {"IPv4Address": address} if address else None,
         "Links": None,
-        "Aliases": None,
+        "Aliases": aliases or None,
         "MacAddress": "",
         "DriverOpts": None,
-        "NetworkID": mode,
+        "NetworkID": network_id,
         "EndpointID": "",
         "Gateway": "",
         "IPAddress": "",
@@ -119,27 +120,35 @@ def endpoint(mode: str) -> dict[str, Any]:
     }
 
 
-def network_settings(mode: str, sandbox_key: str = "") -> dict[str, Any]:
-    """`sandbox_key`: the container's network namespace (/proc/<pid>/ns/net) while it runs."""
+def networks_of(networks: dict[str, dict[str, Any]], mode: str = "none") -> dict[str, Any]:
+    """NetworkSettings.Networks; a record made before logship had networks knows only its mode."""
+    return networks or {mode: endpoint(mode)}
+
+
+# The legacy top-level fields dockerd fills from the container's endpoint on the default bridge.
+LEGACY_FIELDS = ("EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress", "IPPrefixLen")
+
+
+def network_settings(networks: dict[str, Any], ports: dict[str, Any], sandbox_key: str = "") -> dict[str, Any]:
+    """`networks`: NetworkSettings.Networks; `sandbox_key`: the container's network namespace while it runs."""
+    bridge = networks.get("bridge") or {}
+    legacy = {key: bridge.get(key, 0 if key.endswith("PrefixLen") else "") for key in LEGACY_FIELDS}
     return {
         "Bridge": "",
-        "SandboxID": "",
+        "SandboxID": sandbox_key.rsplit("/", 1)[-1] if sandbox_key else "",
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
+        "Ports": dict(ports),
         "SandboxKey": sandbox_key,
         "SecondaryIPAddresses": None,
         "SecondaryIPv6Addresses": None,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
+        **{key: legacy[key] for key in ("EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen")},
+        "IPAddress": legacy["IPAddress"],
+        "IPPrefixLen": legacy["IPPrefixLen"],
         "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": {mode: endpoint(mode)},
+        "MacAddress": bridge.get("MacAddress", ""),
+        "Networks": networks,
     }
 
 
@@ -181,6 +190,8 @@ async def container_inspect(manager: ContainerManager, container: Container) -> 
         rootfs = ""  # the image was removed (rmi -f)
     data["GraphDriver"] = graph_driver(rootfs, directory)
     process = container.process
-    if container.record.state.running and process is not None and process.init_pid:
-        data["NetworkSettings"]["SandboxKey"] = f"/proc/{process.init_pid}/ns/net"
+    settings = data["NetworkSettings"]
+    running = container.record.state.running and process is not None and process.init_pid
+    if running and process is not None and not settings["SandboxKey"]:  # host and none: its first process's
+        settings["SandboxKey"] = f"/proc/{process.init_pid}/ns/net"
     return data

@@ -32,6 +32,7 @@ async def load(manager: ContainerManager) -> None:
     from logship.daemon.containers import Container  # the module that imports this one
 
     manager.root.mkdir(parents=True, exist_ok=True)
+    found = []
     for directory in sorted(manager.root.iterdir()):
         try:
             record = ContainerRecord.load(directory)
@@ -43,9 +44,13 @@ async def load(manager: ContainerManager) -> None:
         container = Container(record, directory)
         manager._containers[record.id] = container
         manager._names[record.name] = record.id
-        if record.state.running:
+        found.append(container)
+    # Running containers hold their addresses and ports again before anything can start or end.
+    await manager.network.restore(found)
+    for container in found:
+        if container.record.state.running:
             await restore(manager, container)
-        elif has_spool(directory):
+        elif has_spool(container.dir):
             await replay_spool(manager, container)
     await manager.pending.load(manager.live_stats)
     restarting.apply_at_daemon_start(manager)
@@ -68,6 +73,7 @@ async def restore(manager: ContainerManager, container: Container) -> None:
         record.state.finished_ns = time.time_ns()
         container.process_exited.set()
         container.stopped.set()
+        await manager.network.release(container)
         container.save()
         log.info("container %s ended while the daemon was down (exit code %s)", record.short_id, code)
         if has_spool(container.dir):

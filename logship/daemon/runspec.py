@@ -7,10 +7,13 @@ from pathlib import Path
 
 from logship.daemon import create, mounts, security
 from logship.daemon.container import ContainerRecord
+from logship.daemon.netattach import StartNetwork
 from logship.runtime import spawn
 
 
-def container_spec(record: ContainerRecord, state_dir: Path, image_rootfs: Path) -> spawn.ContainerSpec:
+def container_spec(
+    record: ContainerRecord, state_dir: Path, image_rootfs: Path, network: StartNetwork | None = None
+) -> spawn.ContainerSpec:
     host_config = record.host_config
     confining = security.parse_security_opts(list(host_config.get("SecurityOpt") or []))
     return spawn.ContainerSpec(
@@ -23,7 +26,10 @@ def container_spec(record: ContainerRecord, state_dir: Path, image_rootfs: Path)
         hostname=record.config["Hostname"],
         tty=record.tty,
         open_stdin=bool(record.config.get("OpenStdin")),
-        network=host_config.get("NetworkMode") or "none",
+        network="host" if host_config.get("NetworkMode") == "host" else "none",
+        netns=network.netns if network else "",
+        hosts=network.hosts if network else None,
+        resolv_conf=network.resolv_conf if network else None,
         memory=host_config.get("Memory") or 0,
         pids_limit=host_config.get("PidsLimit") or 0,
         nano_cpus=host_config.get("NanoCpus") or 0,
