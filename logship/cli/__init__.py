@@ -54,6 +54,8 @@ COMMAND_MODULES = {
     "info": "system",
     "version": "system",
     "volume": "volumes",
+    "network": "networks",
+    "port": "networks",
 }
 
 

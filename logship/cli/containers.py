@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from logship.cli import attach as attaching
-from logship.cli import runflags
+from logship.cli import netflags, runflags
 from logship.cli.common import ago, get_client, print_table
 from logship.client import APIError, Client, path_quote
 
@@ -103,9 +103,6 @@ def create_options(f: Any) -> Any:
         click.option("--cpus", help="Number of CPUs (e.g. 1.5)."),
         click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
-        click.option(
-            "--network", "--net", "network", default="none", show_default=True, help="Network mode: none or host."
-        ),
         click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
         click.option(
             "--restart",
@@ -122,6 +119,7 @@ def create_options(f: Any) -> Any:
         ),
         click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant])."),
         *runflags.options(),
+        *netflags.options(),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -151,7 +149,6 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
             "PidsLimit": params["pids_limit"],
             "CapAdd": list(params["cap_add"]) or None,
             "CapDrop": list(params["cap_drop"]) or None,
-            "NetworkMode": params["network"],
             "AutoRemove": params["auto_remove"],
         },
     }
@@ -165,6 +162,7 @@ def _create_body(params: dict[str, Any], attach_output: bool) -> dict[str, Any]:
     if policy is not None:
         body["HostConfig"]["RestartPolicy"] = policy
     runflags.apply(params, body)
+    netflags.apply(params, body)
     return body
 
 
@@ -332,11 +330,21 @@ def ps(show_all: bool, quiet: bool, no_trunc: bool, filters: tuple[str, ...]) ->
                 f'"{command}"',
                 ago(c["Created"]),
                 c["Status"],
-                "",
+                _ports_column(c.get("Ports") or []),
                 ",".join(n.lstrip("/") for n in c["Names"]),
             ]
         )
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows)
+
+
+def _ports_column(ports: list[dict[str, Any]]) -> str:
+    """docker ps's PORTS: exposed-only ports first, then each binding as ip:public->private/proto."""
+    exposed = sorted((p["PrivatePort"], p["Type"]) for p in ports if "PublicPort" not in p)
+    published = sorted((p["PrivatePort"], p["Type"], p["IP"], p["PublicPort"]) for p in ports if "PublicPort" in p)
+    return ", ".join(
+        [f"{port}/{kind}" for port, kind in exposed]
+        + [f"{ip}:{public}->{port}/{kind}" for port, kind, ip, public in published]
+    )
 
 
 def render_format(template: str, data: Any) -> str:
@@ -365,7 +373,7 @@ def render_format(template: str, data: Any) -> str:
     return re.sub(r"\{\{(.*?)\}\}", action, template)
 
 
-INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json"}
+INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json", "network": "/networks/{}"}
 
 
 @click.command()
@@ -373,7 +381,7 @@ INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json"}
 @click.option("--type", "kind", type=click.Choice(sorted(INSPECT_PATHS)), help="Only look for this kind of object.")
 @click.argument("objects", nargs=-1, required=True)
 def inspect(fmt: str | None, kind: str | None, objects: tuple[str, ...]) -> None:
-    """Display detailed information on containers or images (containers first, as docker looks them up)."""
+    """Display detailed information on containers, images or networks (in that order, as docker looks)."""
     client = get_client()
     kinds = [kind] if kind else list(INSPECT_PATHS)
     results, failed = [], False
