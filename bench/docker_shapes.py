@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/docker_shapes.py [--install] [--output tests/fixtures/docker-api/dockerd-keys.json]
 
-Starts Debian's dockerd by hand (bench/dockerd.py: private socket and data root, bridge and iptables off),
-runs a container, an exec and a few changes, and writes the key list of each answer. The suite never
+Starts Debian's dockerd by hand (bench/dockerd.py: private socket and data root, iptables off), inside a
+network namespace of its own (the script runs itself again under `unshare --net`), so that its default
+bridge and a user-defined network exist without touching the host's network; runs a container, an exec, a
+network and a few changes, and writes the key list of each answer. The suite never
 talks to dockerd: `tests/test_inspect_and_disk.py` compares logship's answers with this file. Keys that
 dockerd 24+ (API 1.44+) added are listed by hand under `api_1_44`, since Debian packages 20.10.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +51,10 @@ def capture(docker: Dockerd) -> dict[str, Any]:
     # It writes a file: dockerd leaves SizeRw out of `system df` for a container that wrote nothing.
     script = "echo x > /written; sleep 300"
     docker.cli("run", "-d", "--name", "shapes", "--network", "none", "-l", "a=b", "busybox", "sh", "-c", script)
+    docker.cli("network", "create", "--label", "k=v", "shapes-net")
+    docker.cli("run", "-d", "--name", "on-net", "--network", "shapes-net", "busybox", "sleep", "300")
+    network = api(docker, "GET", "/v1.41/networks/shapes-net")
+    listed = api(docker, "GET", "/v1.41/networks")
     container = api(docker, "GET", "/v1.41/containers/shapes/json")
     image = api(docker, "GET", "/v1.41/images/busybox/json")
     created = api(docker, "POST", "/v1.41/containers/shapes/exec", {"Cmd": ["true"], "AttachStdout": True})
@@ -58,7 +66,7 @@ def capture(docker: Dockerd) -> dict[str, Any]:
     events = api(docker, "GET", f"/v1.41/events?since={since}&until={int(time.time()) + 1}")
     container_event = next(e for e in events if e.get("Type") == "container")
     image_event = next(e for e in events if e.get("Type") == "image")
-    docker.cli("rm", "-f", "shapes")
+    docker.cli("rm", "-f", "shapes", "on-net")
     return {
         "_source": "dockerd 20.10.24 (Debian docker.io) answering API v1.41, captured by bench/docker_shapes.py; "
         "API 1.44+ additions listed under api_1_44",
@@ -87,17 +95,29 @@ def capture(docker: Dockerd) -> dict[str, Any]:
             "image": list(image_event),
             "Actor": keys(container_event["Actor"]),
         },
+        "network": {
+            "": keys(network),
+            "IPAM": keys(network["IPAM"]),
+            "IPAM.Config": keys(network["IPAM"]["Config"][0]),
+            "Containers.*": keys(next(iter(network["Containers"].values()))),
+            "list": keys(listed[0]),
+        },
         "system_df": {"": keys(df), "Containers.*": keys(df["Containers"][0]), "Images.*": keys(df["Images"][0])},
         "api_1_44": API_1_44,
     }
 
 
 def main() -> None:
+    if os.environ.get("DOCKER_SHAPES_NETNS") != "1":  # dockerd's bridges in a namespace of their own
+        env = {**os.environ, "DOCKER_SHAPES_NETNS": "1"}
+        os.execvpe("unshare", ["unshare", "--net", "--", sys.executable, *sys.argv], env)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install", action="store_true", help="apt-get install docker.io when it is missing")
     parser.add_argument("--output", type=Path, default=FIXTURE)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="docker-shapes-") as tmp, Dockerd(Path(tmp), args.install) as docker:
+    directory = tempfile.TemporaryDirectory(prefix="docker-shapes-")
+    with directory as tmp, Dockerd(Path(tmp), args.install, bridge=True) as docker:
         shapes = capture(docker)
     args.output.write_text(json.dumps(shapes, indent=1) + "\n")
     print(f"wrote {args.output}")

@@ -77,12 +77,16 @@ class Dockerd:
         install_if_missing: bool = False,
         extra_env: Mapping[str, str] | None = None,
         extra_args: Iterable[str] = (),
+        bridge: bool = False,
     ) -> None:
         """`extra_env` goes into dockerd's own environment: its logging drivers read their settings there
         (e.g. AWS credentials for awslogs), not from the CLI's. `extra_args` go on dockerd's command line
         (e.g. --insecure-registry 127.0.0.1:5000)."""
         self.root = root
         self._extra_args = list(extra_args)
+        # dockerd's default bridge (docker0, without iptables): only inside a network namespace of the caller's
+        # own (bench/docker_shapes.py runs under `unshare --net`), never on the host.
+        self._bridge = bridge
         self._install = install_if_missing
         self._extra_env = dict(extra_env or {})
         self._containerd: subprocess.Popen[bytes] | None = None
@@ -158,7 +162,7 @@ class Dockerd:
             "--iptables=false",
             "--ip-forward=false",
             "--ip-masq=false",
-            "--bridge=none",
+            *([] if self._bridge else ["--bridge=none"]),
             "--userland-proxy=false",
             *self._extra_args,
         ]

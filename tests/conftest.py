@@ -13,6 +13,7 @@ import pytest
 from tests.fluentd_real import FluentdServer, fluentd_kind, new_fluentd_server, problems_of
 from tests.fluentd_receiver import ForwardReceiver
 from tests.harness import Daemon
+from tests.hostnet import differences, host_network
 from tests.journal import Journald, PrivateJournald, journal_problem
 from tests.localstack import LocalStack, localstack_problem
 from tests.rootfs import container_problem
@@ -25,10 +26,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"fluentd tests: {fluentd_kind()}"
 
 
+# The host's interfaces, addresses, routes and firewall rules when the run began: no test may change them
+# (logship's networks live in a namespace of their own). Checked when the run ends; a change fails it.
+_host_network_before: dict[str, str] = {}
+_host_network_changes: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _host_network_before.update(host_network())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _host_network_changes.extend(differences(_host_network_before, host_network()))
+    if _host_network_changes:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 _fluentd_used = False
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _host_network_changes:
+        terminalreporter.write_line("FAILED: the host's network changed during the run:", red=True)
+        for change in _host_network_changes:
+            terminalreporter.write_line(change)
+    else:
+        terminalreporter.write_line("the host's interfaces, addresses, routes and firewall rules are unchanged")
     if _fluentd_used:  # said at the end too: -q shows no header
         terminalreporter.write_line(f"fluentd tests ran against the {fluentd_kind()}")
     for note in sorted(_rootless_notes):  # which interpreter the rootless tests' users ran

@@ -54,6 +54,10 @@ class Daemon:
     config: dict[str, Any] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)  # for the daemon (e.g. SSL_CERT_FILE)
+    # The default bridge network, as users get it. Off unless a test asks (its tests are test_networks.py and
+    # test_compose_networks.py): a bridged start costs netavark's setup and teardown (about 0.15 s), which the
+    # suite's hundreds of logging tests would pay for nothing; they run with "bridge": "none" as before.
+    bridge: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +103,8 @@ class Daemon:
 
     def start(self, timeout: float = 20.0) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(json.dumps(self.config))
+        config = self.config if self.bridge or "bridge" in self.config else {"bridge": "none", **self.config}
+        self.config_file.write_text(json.dumps(config))
         args = [
             *self.daemon_command,
             "daemon",
@@ -240,7 +245,8 @@ def terminal_session(command: list[str], env: dict[str, str], typed: bytes, mark
 
 def kill_processes_under(data_root: Path) -> None:
     """Kill every process whose working directory lies under `data_root` (container supervisors run in
-    their state directory), then wait for them to go."""
+    their state directory), or that serves its networks (pasta, aardvark-dns: their command line names a
+    path under it), then wait for them to go, and unmount the network namespaces a killed daemon left."""
     prefix = str(data_root.resolve())
     victims = []
     for entry in Path("/proc").iterdir():
@@ -248,9 +254,10 @@ def kill_processes_under(data_root: Path) -> None:
             continue
         try:
             cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if cwd == prefix or cwd.startswith(prefix + "/"):
+        if cwd == prefix or cwd.startswith(prefix + "/") or prefix + "/network" in cmdline:
             victims.append(int(entry.name))
     for pid in victims:
         try:
@@ -271,6 +278,9 @@ def kill_and_wait(victims: list[int]) -> None:
     while victims and time.monotonic() < deadline:
         victims = [pid for pid in victims if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
         time.sleep(0.05)
+    namespaces = data_root / "network" / "netns"
+    for path in sorted(namespaces.iterdir()) if namespaces.is_dir() else []:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def _is_zombie(pid: int) -> bool:

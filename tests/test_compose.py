@@ -1,6 +1,7 @@
 """docker-compose (Debian's 1.29, built on docker-py) runs a project against logship: the README's example
 file, read from README.md so that the example stays true, brought up, followed, listed, restarted,
-stopped and torn down; what logship cannot do (networks, published ports) is a clear error naming it."""
+stopped and torn down; what logship cannot do (overlay networks, ports published beyond the host's loopback)
+is a clear error naming it. Projects on their default network: tests/test_compose_networks.py."""
 
 from __future__ import annotations
 
@@ -109,10 +110,16 @@ def test_logs_follow_restart_stop_and_down(shared_daemon: Daemon, project: Path)
 @pytest.mark.parametrize(
     ("service", "message"),
     [
-        ("    command: sleep 1\n", "networks are not supported by logship"),
-        ("    network_mode: none\n    ports: ['8080:80']\n", "-p/--publish (HostConfig.PortBindings) is not supported"),
+        (
+            "    command: sleep 1\n    ports: ['192.0.2.1:8080:80']\n",
+            "logship publishes ports on the host's IPv4 loopback only",
+        ),
+        (
+            "    networks: [mesh]\nnetworks:\n  mesh:\n    driver: overlay\n",
+            'network driver "overlay" is not supported',
+        ),
     ],
-    ids=["a bridge network", "published ports"],
+    ids=["a port published on a remote address", "an overlay network"],
 )
 def test_what_logship_cannot_do_is_a_clear_error(
     shared_daemon: Daemon, tmp_path: Path, service: str, message: str
