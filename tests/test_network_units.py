@@ -45,7 +45,7 @@ def test_port_bindings_are_checked_at_create() -> None:
         "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
         "53/udp": [{"HostIp": "", "HostPort": ""}],
     }
-    with pytest.raises(InvalidParameter, match="host's IPv4 loopback only.*-p 127.0.0.1:8080:80"):
+    with pytest.raises(InvalidParameter, match=r"host's IPv4 loopback only.*-p 127\.0\.0\.1:8080:80"):
         ports.port_bindings({"PortBindings": {"80/tcp": [{"HostIp": "10.0.0.1", "HostPort": "8080"}]}})
     with pytest.raises(InvalidParameter, match="invalid hostPort: 70000"):
         ports.port_bindings({"PortBindings": {"80/tcp": [{"HostPort": "70000"}]}})
@@ -60,7 +60,7 @@ def test_resolved_bindings_use_loopback_and_skip_taken_ports() -> None:
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18081"}],
         "90/tcp": None,
     }
-    with pytest.raises(Conflict, match="Bind for 127.0.0.1:18080 failed: port is already allocated"):
+    with pytest.raises(Conflict, match=r"Bind for 127\.0\.0\.1:18080 failed: port is already allocated"):
         ports.resolve({}, {"80/tcp": [{"HostIp": "", "HostPort": "18080"}]}, False, {("127.0.0.1", 18080, "tcp")})
 
 
@@ -76,7 +76,7 @@ def test_addresses_are_the_lowest_free_or_the_one_asked_for(tmp_path: Path) -> N
     network = store.create({"Name": "net", "IPAM": {"Config": [{"Subnet": "10.9.0.0/29", "Gateway": "10.9.0.6"}]}})
     assert [store.lease(network, f"c{n}") for n in range(3)] == ["10.9.0.1", "10.9.0.2", "10.9.0.3"]
     assert store.lease(network, "c3", "10.9.0.5") == "10.9.0.5"
-    with pytest.raises(Conflict, match="Address already in use: 10.9.0.5"):
+    with pytest.raises(Conflict, match=r"Address already in use: 10\.9\.0\.5"):
         store.lease(network, "c4", "10.9.0.5")
     with pytest.raises(InvalidParameter, match="not a usable address"):
         store.lease(network, "c4", "10.9.0.6")  # the gateway

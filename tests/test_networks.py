@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from logship.runtime import netavark
+from logship.runtime import netavark, netns
 from tests.harness import Daemon, docker, docker_ok, needs_docker
 from tests.hostnet import host_network
 
@@ -76,7 +76,7 @@ def namespace(daemon: Daemon) -> Path:
 
 
 def in_namespace(daemon: Daemon, *argv: str) -> str:
-    done = subprocess.run(["nsenter", f"--net={namespace(daemon)}", *argv], capture_output=True, text=True)
+    done = subprocess.run(["nsenter", f"--net={netns.path(namespace(daemon))}", *argv], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -291,13 +291,16 @@ def test_the_docker_cli_sees_networks_as_dockerd_shows_them(daemon: Daemon) -> N
         docker(daemon, "network", "rm", "shapes")
 
 
-def test_a_daemon_killed_with_9_leaves_connectivity_in_place(tmp_path: Path) -> None:
-    """The namespaces are mounted files, pasta and aardvark-dns are daemons of their own, and the bridges
-    live in logship's namespace: none of them needs the daemon. A restarted daemon finds the containers'
-    addresses and ports in their network.json and their networks are torn down as they end."""
+@pytest.mark.parametrize("kept_by", ["mounts", "holder processes"])
+def test_a_daemon_killed_with_9_leaves_connectivity_in_place(tmp_path: Path, kept_by: str) -> None:
+    """The namespaces are mounted files (or, as a rootless daemon keeps them, held by processes of their
+    own), pasta and aardvark-dns are daemons of their own, and the bridges live in logship's namespace: none
+    of them needs the daemon. A restarted daemon finds the containers' addresses and ports in their
+    network.json and their networks are torn down as they end."""
     before = host_network()
     port = free_port()
-    daemon = Daemon(tmp_path / "logship", bridge=True)
+    holders = {netns.HOLDER_ENV: "1"} if kept_by == "holder processes" else {}
+    daemon = Daemon(tmp_path / "logship", bridge=True, extra_env=holders)
     daemon.config = {"live-restore": True}
     with daemon.started():
         daemon.ok("network", "create", "survive")

@@ -79,26 +79,32 @@ def test_network_host_sees_the_hosts_interfaces(rootfs: Path, tmp_path: Path) ->
     assert sorted(result.stdout.decode().split()) == sorted(os.listdir("/sys/class/net"))
 
 
-def test_a_prepared_network_namespace_is_joined_with_the_etc_files_given(rootfs: Path, tmp_path: Path) -> None:
-    """Bridge networks: the daemon prepares the namespace (a mounted file) and the files; init joins it."""
+@pytest.mark.parametrize("kept_by", ["a mount", "a holder process"])
+def test_a_prepared_network_namespace_is_joined_with_the_etc_files_given(
+    rootfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_by: str
+) -> None:
+    """Bridge networks: the daemon prepares the namespace (a mounted file, or as a rootless daemon must, a
+    holder process) and the files; init joins it."""
+    if kept_by == "a holder process":
+        monkeypatch.setenv(netns.HOLDER_ENV, "1")
     path = tmp_path / "netns"
     netns.create(path)
     try:
-        assert netns.is_netns(path)
+        assert netns.exists(path)
         hosts, resolv = "127.0.0.1\tlocalhost\n10.1.2.3\tweb\n", "nameserver 10.1.2.1\noptions ndots:0\n"
         result = run(
             ["sh", "-c", "readlink /proc/self/ns/net; cat /etc/hosts /etc/resolv.conf"],
             rootfs,
             tmp_path,
-            netns=str(path),
+            netns=str(netns.path(path)),
             hosts=hosts,
             resolv_conf=resolv,
         )
-        inode = os.stat(path).st_ino
+        inode = os.stat(netns.path(path)).st_ino
         assert result.stdout.decode() == f"net:[{inode}]\n" + hosts + resolv
     finally:
         netns.remove(path)
-    assert not path.exists() and not netns.is_netns(path)
+    assert not path.exists() and not netns.exists(path)
 
 
 def test_default_capabilities_are_dockers_in_every_set_and_no_new_privs_is_on(rootfs: Path, tmp_path: Path) -> None:

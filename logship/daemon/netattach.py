@@ -212,14 +212,14 @@ class ContainerNetworking:
         servers = self._dns_servers(state)
         config = record.config
         return StartNetwork(
-            state.netns,
+            record.sandbox_key,
             netfiles.hosts(config["Hostname"], config.get("Domainname") or "", addresses),
             netfiles.resolv_conf(servers),
         )
 
     async def _setup(self, container: Container, plan: list[tuple[Network, dict[str, Any]]], state: RunState) -> None:
         record = container.record
-        netns.create(Path(state.netns), [])
+        netns.create(Path(state.netns))
         state.save(container.dir)
         bindings = self._bindings(record) if plan and not plan[0][0].internal else []
         state.bindings = [asdict(binding) | {"namespace_port": port} for binding, port in bindings]
@@ -234,7 +234,7 @@ class ContainerNetworking:
             await pasta.start_forwarder(self.host.netns, _tap(record.id), forwards, pid_file, log_file)
         exposed = record.config.get("ExposedPorts") or {}
         record.ports = ports.settings_ports(exposed, [b for b, _ in bindings])
-        record.sandbox_key = state.netns
+        record.sandbox_key = str(netns.path(Path(state.netns)))
 
     def _bindings(self, record: ContainerRecord) -> list[tuple[ports.Binding, int]]:
         taken = {(b["host_ip"], b["host_port"], b["protocol"]) for s in self._running.values() for b in s.bindings}
@@ -318,7 +318,7 @@ class ContainerNetworking:
                 log.error("%s", err)
 
     async def _detach(self, container: Container, state: RunState, unit: Unit) -> None:
-        if netns.is_netns(Path(state.netns)):
+        if netns.exists(Path(state.netns)):
             try:
                 await netavark.run("teardown", self.host.prefix(), self.host.config_dir, Path(state.netns), unit.body)
             except LogshipError as err:

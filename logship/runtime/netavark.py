@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from logship.errors import SystemError_
+from logship.runtime.netns import path as netns_path
 
 NETAVARK = os.environ.get("LOGSHIP_NETAVARK", "/usr/lib/podman/netavark")
 AARDVARK = os.environ.get("LOGSHIP_AARDVARK_DNS", "/usr/lib/podman/aardvark-dns")
@@ -135,7 +136,7 @@ async def run(command: str, prefix: list[str], config_dir: Path, container_netns
         "--aardvark-binary",
         AARDVARK,
         command,
-        str(container_netns),
+        str(netns_path(container_netns)),
     ]
     process = await asyncio.create_subprocess_exec(
         *argv,

@@ -39,7 +39,7 @@ class NetworkHost:
         return self.root / "netns" / container_id
 
     def exists(self) -> bool:
-        return netns.is_netns(self.netns)
+        return netns.exists(self.netns)
 
     def prefix(self) -> list[str]:
         """Runs a command inside the namespace (its network only: the host's files and processes)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logship.errors import SystemError_
+from logship.runtime.netns import path as netns_path
 
 PASTA = os.environ.get("LOGSHIP_PASTA", "pasta")
 TIMEOUT_S = 30.0
@@ -63,7 +64,7 @@ class Forward:
 def _base(netns: Path, pid_file: Path, log_file: Path) -> list[str]:
     # As root pasta would switch to "nobody" before joining the namespace, and could not join it.
     runas = ["--runas", "0"] if os.geteuid() == 0 else []
-    return [find(), *runas, "--quiet", "--netns", str(netns), "-P", str(pid_file), "-l", str(log_file)]
+    return [find(), *runas, "--quiet", "--netns", str(netns_path(netns)), "-P", str(pid_file), "-l", str(log_file)]
 
 
 async def start_uplink(netns: Path, pid_file: Path, log_file: Path) -> int:
