@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
-from logship.client import Client, TLSOptions
+from logship.client import APIError, Client, TLSOptions
 from logship.humanize import human_duration
 
 
@@ -46,3 +47,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 def ago(epoch_seconds: float) -> str:
     """`2 minutes ago`, as docker ps shows CREATED."""
     return human_duration(int((time.time() - epoch_seconds) * 1e9)) + " ago"
+
+
+def for_each(refs: Sequence[str], action: Callable[[Client, str], None]) -> None:
+    """Run `action(client, ref)` for each ref, docker-style: the daemon's errors reported as it words them,
+    the others done anyway, exit 1 at the end if any failed."""
+    client = get_client()
+    failed = False
+    for ref in refs:
+        try:
+            action(client, ref)
+        except APIError as err:
+            click.echo(f"Error response from daemon: {err}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)

@@ -12,7 +12,7 @@ import click
 
 from logship.cli import attach as attaching
 from logship.cli import netflags, runflags
-from logship.cli.common import ago, get_client, print_table
+from logship.cli.common import ago, for_each, get_client, print_table
 from logship.client import APIError, Client, path_quote
 
 _RUN_CONTEXT = {"ignore_unknown_options": False, "allow_interspersed_args": False}
@@ -382,8 +382,13 @@ INSPECT_PATHS = {"container": "/containers/{}/json", "image": "/images/{}/json",
 @click.argument("objects", nargs=-1, required=True)
 def inspect(fmt: str | None, kind: str | None, objects: tuple[str, ...]) -> None:
     """Display detailed information on containers, images or networks (in that order, as docker looks)."""
+    inspect_objects(fmt, [kind] if kind else list(INSPECT_PATHS), objects)
+
+
+def inspect_objects(fmt: str | None, kinds: list[str], objects: tuple[str, ...]) -> None:
+    """Each object as the first kind that has it: its JSON (or `fmt` filled), `No such ...` otherwise."""
     client = get_client()
-    kinds = [kind] if kind else list(INSPECT_PATHS)
+    kind = kinds[0] if len(kinds) == 1 else None
     results, failed = [], False
     for ref in objects:
         for each in kinds:
@@ -407,20 +412,6 @@ def inspect(fmt: str | None, kind: str | None, objects: tuple[str, ...]) -> None
         sys.exit(1)
 
 
-def _each(refs: tuple[str, ...], action: Any) -> None:
-    """Run `action(client, ref)` for each container, docker-style: echo the ref, report errors, exit 1."""
-    client = get_client()
-    failed = False
-    for ref in refs:
-        try:
-            action(client, ref)
-        except APIError as err:
-            click.echo(f"Error response from daemon: {err}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
-
-
 @click.command()
 @click.argument("containers", nargs=-1, required=True)
 def wait(containers: tuple[str, ...]) -> None:
@@ -430,7 +421,7 @@ def wait(containers: tuple[str, ...]) -> None:
         result = client.json("POST", f"/containers/{path_quote(ref)}/wait")
         click.echo(result["StatusCode"])
 
-    _each(containers, one)
+    for_each(containers, one)
 
 
 @click.command()
@@ -444,7 +435,7 @@ def stop(timeout: int | None, sig: str | None, containers: tuple[str, ...]) -> N
         client.request("POST", f"/containers/{path_quote(ref)}/stop", {"t": timeout, "signal": sig}).read()
         click.echo(ref)
 
-    _each(containers, one)
+    for_each(containers, one)
 
 
 @click.command()
@@ -458,7 +449,7 @@ def restart(timeout: int | None, sig: str | None, containers: tuple[str, ...]) -
         client.request("POST", f"/containers/{path_quote(ref)}/restart", {"t": timeout, "signal": sig}).read()
         click.echo(ref)
 
-    _each(containers, one)
+    for_each(containers, one)
 
 
 @click.command()
@@ -471,7 +462,7 @@ def kill(sig: str, containers: tuple[str, ...]) -> None:
         client.request("POST", f"/containers/{path_quote(ref)}/kill", {"signal": sig}).read()
         click.echo(ref)
 
-    _each(containers, one)
+    for_each(containers, one)
 
 
 @click.command()
@@ -486,7 +477,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
         client.request("DELETE", f"/containers/{path_quote(ref)}", query).read()
         click.echo(ref)
 
-    _each(containers, one)
+    for_each(containers, one)
 
 
 @click.command()

@@ -3,15 +3,14 @@ and `docker port` (same columns, messages and exit codes)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from logship.cli.common import get_client, print_table
-from logship.cli.volumes import _filters
-from logship.client import APIError, path_quote
+from logship.cli.common import for_each, get_client, print_table
+from logship.cli.disk import _confirm, _filters, _prune
+from logship.client import APIError, Client, path_quote
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -97,24 +96,9 @@ def ls(quiet: bool, no_trunc: bool, filters: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1, required=True)
 def inspect(fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks."""
-    from logship.cli.containers import render_format
+    from logship.cli.containers import inspect_objects
 
-    client = get_client()
-    found: list[Any] = []
-    failed = False
-    for name in names:
-        try:
-            found.append(client.json("GET", f"/networks/{path_quote(name)}"))
-        except APIError as err:
-            click.echo(f"Error: {'No such network: ' + name if err.status == 404 else err}", err=True)
-            failed = True
-    if fmt:
-        for item in found:
-            click.echo(render_format(fmt, item))
-    else:
-        click.echo(json.dumps(found, indent=4))
-    if failed:
-        sys.exit(1)
+    inspect_objects(fmt, ["network"], names)
 
 
 @network.command()
@@ -122,19 +106,17 @@ def inspect(fmt: str | None, names: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rm(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more networks."""
-    client = get_client()
-    failed = False
-    for name in names:
+
+    def one(client: Client, name: str) -> None:
         try:
             client.request("DELETE", f"/networks/{path_quote(name)}").read()
-            click.echo(name)
         except APIError as err:
             if force and err.status == 404:
-                continue
-            click.echo(f"Error response from daemon: {err}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+                return
+            raise
+        click.echo(name)
+
+    for_each(names, one)
 
 
 @network.command()
@@ -174,11 +156,8 @@ def _post(path: str, body: dict[str, Any]) -> None:
 @click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. until=<timestamp>).")
 def prune(force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
-    if not force:
-        click.echo("WARNING! This will remove all custom networks not used by at least one container.")
-        if not click.confirm("Are you sure you want to continue?", default=False, prompt_suffix=" ", show_default=True):
-            return
-    result = get_client().json("POST", "/networks/prune", {"filters": _filters(filters)})
+    _confirm(force, "This will remove all custom networks not used by at least one container.")
+    result = _prune("/networks/prune", _filters(filters))
     deleted = result.get("NetworksDeleted") or []
     if deleted:
         click.echo("Deleted Networks:")

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from logship.cli.common import get_client, print_table
-from logship.client import APIError, path_quote
+from logship.cli.common import for_each, get_client, print_table
+from logship.client import APIError, Client, path_quote
 from logship.humanize import human_size
 
 
@@ -82,17 +82,12 @@ def inspect(names: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rm(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more volumes. A volume in use by a container cannot be removed."""
-    client = get_client()
-    failed = False
-    for name in names:
-        try:
-            client.request("DELETE", f"/volumes/{path_quote(name)}", {"force": "1" if force else None}).read()
-            click.echo(name)
-        except APIError as err:
-            click.echo(f"Error response from daemon: {err}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+
+    def one(client: Client, name: str) -> None:
+        client.request("DELETE", f"/volumes/{path_quote(name)}", {"force": "1" if force else None}).read()
+        click.echo(name)
+
+    for_each(names, one)
 
 
 @volume.command()

@@ -168,15 +168,29 @@ def ephemeral_range() -> tuple[int, int]:
 
 
 def can_bind(address: str, port: int, protocol: str) -> bool:
+    """The port is free on the host. A port the daemon may not bind at all (below the kernel's
+    ip_unprivileged_port_start, for a rootless daemon) is an error saying so, not a busy port."""
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as probe:
         if protocol == "tcp":
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing connection's port is free
         try:
             probe.bind((address, port))
+        except PermissionError:
+            raise InvalidParameter(
+                f"cannot publish {address}:{port}: this daemon may not listen on ports below "
+                f"{unprivileged_port_start()} (a rootless daemon's limit: publish a higher port, or lower "
+                "net.ipv4.ip_unprivileged_port_start)"
+            ) from None
         except OSError:
             return False
     return True
+
+
+def unprivileged_port_start() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    return 1024
 
 
 def settings_ports(exposed: dict[str, Any], bindings: list[Binding]) -> dict[str, Any]:
