@@ -34,6 +34,7 @@ class NetworkHost:
         self.ports_dir = root / "ports"
         self.uplink_pid = root / "uplink.pid"
         self.uplink_log = root / "uplink.log"
+        self._uplink_failed = False  # said once per namespace, not at every start
 
     def container_netns(self, container_id: str) -> Path:
         return self.root / "netns" / container_id
@@ -50,12 +51,14 @@ class NetworkHost:
         if not self.exists():
             netns.create(self.netns)
             self._loopback_up()
+            self._uplink_failed = False
             log.info("created logship's network namespace %s", self.netns)
-        if not pasta.running(self.uplink_pid):
+        if not self._uplink_failed and not pasta.running(self.uplink_pid):
             try:
                 pid = await pasta.start_uplink(self.netns, self.uplink_pid, self.uplink_log)
             except SystemError_ as err:
                 # Containers still reach each other and their published ports; only the way out is missing.
+                self._uplink_failed = True
                 log.error("containers on bridge networks have no outbound connectivity: %s", err)
             else:
                 log.info("pasta (pid %d) connects logship's network namespace to the host", pid)

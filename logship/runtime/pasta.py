@@ -31,6 +31,7 @@ from logship.runtime.netns import path as netns_path
 
 PASTA = os.environ.get("LOGSHIP_PASTA", "pasta")
 TIMEOUT_S = 30.0
+TUN = "/dev/net/tun"
 
 
 class PastaError(SystemError_):
@@ -43,6 +44,13 @@ def find() -> str:
         raise PastaError(
             "container networking needs pasta: install Debian's netavark, aardvark-dns and passt packages "
             "(apt-get install netavark aardvark-dns passt)"
+        )
+    if not os.access(TUN, os.R_OK | os.W_OK):  # a rootless daemon's user, where the device is root's alone
+        mode = oct(os.stat(TUN).st_mode & 0o777) if os.path.exists(TUN) else "missing"
+        raise PastaError(
+            f"pasta needs {TUN}, which this daemon's user may not open (its mode here: {mode}; Debian's default "
+            f"is 0666): as root, chmod 0666 {TUN}, or a udev rule, to give rootless daemons outbound "
+            "connections and published ports"
         )
     return found
 
