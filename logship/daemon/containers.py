@@ -35,7 +35,7 @@ from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_whe
 from logship.daemon.events import CONTAINER, Events
 from logship.daemon.execs import Execs
 from logship.daemon.names import random_name
-from logship.daemon.netattach import ContainerNetworking, StartNetwork
+from logship.daemon.netattach import ContainerNetworking
 from logship.daemon.output import Output
 from logship.daemon.pending import PendingDeliveries, remove_files
 from logship.daemon.signals import parse_signal
@@ -218,7 +218,7 @@ class ContainerManager:
             # A policy restart reuses the drivers the previous run left open (see the module docstring).
             drivers = [] if container.output is not None else await logsource.open_drivers(container)
             try:
-                network = await self._setup_network(container)
+                network = await self.network.setup(container)
                 process = await spawn.start(runspec.container_spec(record, container.dir, image.rootfs, network))
             except spawn.StartError as err:
                 await self.network.release(container)
@@ -240,13 +240,6 @@ class ContainerManager:
             self._run(container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
             self.event(container, "start")
-
-    async def _setup_network(self, container: Container) -> StartNetwork | None:
-        """Its networks joined before it starts; a network that cannot be set up fails the start (125)."""
-        try:
-            return await self.network.setup(container)
-        except LogshipError as err:
-            raise spawn.StartError(str(err)) from None
 
     def _run(
         self, container: Container, process: spawn.Process, drivers: list[LogDriver], restored: bool = False

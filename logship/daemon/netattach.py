@@ -34,7 +34,7 @@ from logship.daemon.events import Events
 from logship.daemon.inspectshape import endpoint
 from logship.daemon.networks import BRIDGE, BUILTIN, HOST, NO_USER_SUBNET, NONE, Network, NetworkStore
 from logship.errors import Conflict, Forbidden, InvalidParameter, LogshipError, NotFound
-from logship.runtime import netavark, netns, pasta
+from logship.runtime import netavark, netns, pasta, spawn
 from logship.runtime.netstack import NetworkHost
 from logship.runtime.statedir import write_atomically
 
@@ -147,8 +147,8 @@ class ContainerNetworking:
                 raise InvalidParameter(
                     f"container cannot be connected to multiple networks with one of the networks in {mode} mode"
                 )
-            for key in (*configs.values(),):
-                if key and ((key.get("IPAMConfig") or {}).get("IPv4Address") or key.get("Aliases")):
+            for config in configs.values():
+                if config and ((config.get("IPAMConfig") or {}).get("IPv4Address") or config.get("Aliases")):
                     raise InvalidParameter(f"--ip and --network-alias need a bridge network, not {mode}")
             record.networks[mode] = endpoint(self.store.find(mode).id)
             if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
@@ -191,7 +191,14 @@ class ContainerNetworking:
     # ---- start ---------------------------------------------------------------------------------
 
     async def setup(self, container: Container) -> StartNetwork | None:
-        """The container's namespace on its networks, its ports forwarded. None: host or none mode."""
+        """The container's namespace on its networks, its ports forwarded. None: host or none mode. A network
+        that cannot be set up fails the start (spawn.StartError: 125, as any runtime failure)."""
+        try:
+            return await self._setup_all(container)
+        except LogshipError as err:
+            raise spawn.StartError(str(err)) from None
+
+    async def _setup_all(self, container: Container) -> StartNetwork | None:
         record = container.record
         mode = self.mode(record)
         if mode in (HOST, NONE):
