@@ -7,7 +7,8 @@ in the past), and neither means live events only. Filters are Docker's: values o
 alternatives, different keys must all match.
 
 Events are emitted by the daemon layer (the container manager for every lifecycle change, whoever caused
-it: a user, a restart policy, `--rm`), and by the image API for image changes. The JSON shape is dockerd's,
+it: a user, a restart policy, `--rm`), by the image API for image changes, and by the networks' code for
+network changes (logship.daemon.netattach). The JSON shape is dockerd's,
 including the legacy `status`/`id`/`from` fields the docker CLI and docker-py still read.
 """
 
@@ -33,7 +34,8 @@ IDLE_S = 5.0  # a quiet stream yields None this often, so its reader can see whe
 CONTAINER = "container"
 IMAGE = "image"
 DAEMON = "daemon"
-# Every filter key dockerd accepts; logship emits container, image and daemon events only, so the others
+NETWORK = "network"  # create, destroy, and connect/disconnect (a container joining or leaving, as dockerd)
+# Every filter key dockerd accepts; logship emits container, image, network and daemon events, so the others
 # just never match an event of another type.
 FILTER_KEYS = frozenset(
     {"config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope", "secret"}
@@ -106,7 +108,7 @@ class EventFilter:
             return any(_same_image(v, c) for v in values for c in candidates)
         if key == "daemon":
             return event.type == DAEMON and any(v in (event.actor_id, attributes.get("name")) for v in values)
-        # network, volume, plugin, service, node, secret, config: types logship never emits.
+        # network (by id or name); volume, plugin, service, node, secret, config: types logship never emits.
         return event.type == key and any(event.actor_id.startswith(v) or attributes.get("name") == v for v in values)
 
 

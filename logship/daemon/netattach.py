@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from logship.daemon import netfiles, ports
 from logship.daemon.container import ContainerRecord
-from logship.daemon.events import Events
+from logship.daemon.events import NETWORK, Events
 from logship.daemon.inspectshape import endpoint
 from logship.daemon.networks import BRIDGE, BUILTIN, HOST, NO_USER_SUBNET, NONE, Network, NetworkStore
 from logship.errors import Conflict, Forbidden, InvalidParameter, LogshipError, NotFound
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("logship.network")
 
 STATE_FILE = "network.json"
-NETWORK = "network"  # the events' type
 
 
 @dataclass
