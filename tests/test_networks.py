@@ -215,6 +215,7 @@ def test_a_networks_bridge_and_rules_go_with_its_last_container(daemon: Daemon) 
 
 
 def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
+    since = str(int(time.time()) - 1)
     daemon.ok("network", "create", "extra")
     daemon.ok("run", "-d", "--name", "joiner", "busybox", "sleep", "600")
     daemon.ok("run", "-d", "--name", "target", "--network", "extra", *HTTPD)
@@ -231,6 +232,12 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
         daemon.ok("network", "disconnect", "extra", "joiner")
         assert "eth1" not in daemon.ok("exec", "joiner", "ls", "/sys/class/net")
         assert sorted(daemon.inspect("joiner")["NetworkSettings"]["Networks"]) == ["bridge"]
+        until = str(int(time.time()) + 1)
+        template = "{{.Action}} {{.Actor.Attributes.name}}"
+        events = daemon.ok(
+            "events", "--since", since, "--until", until, "--filter", "network=extra", "--format", template
+        )
+        assert events.splitlines() == ["create extra", "connect extra", "connect extra", "disconnect extra"]
     finally:
         daemon.ok("rm", "-f", "joiner", "target")
         daemon.ok("network", "rm", "extra")
