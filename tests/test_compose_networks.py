@@ -13,8 +13,7 @@ import pytest
 
 from logship.runtime import netavark
 from tests.harness import Daemon, Result, docker_env, needs_docker
-from tests.hostnet import host_network
-from tests.test_networks import fetch, free_port
+from tests.hostnet import fetch, free_port, host_network
 
 pytestmark = [
     pytest.mark.integration,

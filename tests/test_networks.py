@@ -21,7 +21,7 @@ import pytest
 
 from logship.runtime import netavark, netns
 from tests.harness import Daemon, docker, docker_ok, needs_docker
-from tests.hostnet import host_network
+from tests.hostnet import fetch, free_port, host_network
 
 pytestmark = [
     pytest.mark.integration,
@@ -44,31 +44,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def wait_for(host: str) -> str:
     """A container's shell waits until HOST's httpd (just started) accepts connections."""
     return f"for i in $(seq 20); do nc -w 1 {host} 80 </dev/null && break; sleep 0.1; done;"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def fetch(port: int, path: str = "/hostname", timeout: float = 10.0) -> str:
-    """GET from the host's loopback; retried while the container's httpd is still starting."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-                connection.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-                answer = b""
-                while chunk := connection.recv(65536):
-                    answer += chunk
-            if answer:
-                return answer.decode(errors="replace")
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing answered on 127.0.0.1:{port}")
-        time.sleep(0.1)
 
 
 def namespace(daemon: Daemon) -> Path:
