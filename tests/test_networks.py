@@ -268,9 +268,51 @@ def test_the_docker_cli_sees_networks_as_dockerd_shows_them(daemon: Daemon) -> N
         listed = docker_ok(daemon, "ps", "--format", "{{.Names}} {{.Ports}} {{.Networks}}").split()
         assert listed == ["shaped", f"127.0.0.1:{port}->80/tcp", "shapes"]
         assert fetch(port).startswith("HTTP/1.1 200 OK")
+        assert docker_ok(daemon, "network", "ls", "--filter", "label=k=v", "--format", "{{.Name}}") == "shapes\n"
+        docker_ok(daemon, "network", "disconnect", "shapes", "shaped")
+        assert docker_ok(daemon, "inspect", "--format", "{{json .NetworkSettings.Networks}}", "shaped") == "{}\n"
+        docker_ok(daemon, "restart", "-t", "0", "shaped")  # on no network, it starts on its own again (dockerd)
+        networks = json.loads(docker_ok(daemon, "inspect", "--format", "{{json .NetworkSettings.Networks}}", "shaped"))
+        assert sorted(networks) == ["shapes"] and networks["shapes"]["IPAddress"]
+        assert fetch(port).startswith("HTTP/1.1 200 OK")
     finally:
         docker(daemon, "rm", "-f", "shaped")
         docker(daemon, "network", "rm", "shapes")
+
+
+def test_docker_py_drives_the_networks_api_as_with_dockerd(daemon: Daemon) -> None:
+    """docker-py's networks API: create with IPAM and labels, list filtered (each entry with the keys dockerd
+    gives), connect with an alias and an address, disconnect, prune."""
+    docker_sdk = pytest.importorskip("docker")
+    keys = json.loads((Path(__file__).parent / "fixtures/docker-api/dockerd-keys.json").read_text())["network"]
+    client = docker_sdk.DockerClient(base_url=daemon.host)
+    pool = docker_sdk.types.IPAMPool(subnet="10.233.0.0/24", gateway="10.233.0.254")
+    try:
+        network = client.networks.create(
+            "sdk", labels={"made-by": "docker-py"}, ipam=docker_sdk.types.IPAMConfig(pool_configs=[pool])
+        )
+        listed = client.api.networks(filters={"label": "made-by=docker-py"})
+        assert [entry["Name"] for entry in listed] == ["sdk"] and sorted(listed[0]) == keys["list"]
+        assert [n.name for n in client.networks.list(filters={"type": "custom", "label": "made-by"})] == ["sdk"]
+        container = client.containers.run("busybox", ["sleep", "600"], detach=True, name="sdk-joiner")
+        network.connect(container, aliases=["joined"], ipv4_address="10.233.0.9")
+        container.reload()
+        endpoint = container.attrs["NetworkSettings"]["Networks"]["sdk"]
+        assert endpoint["IPAddress"] == "10.233.0.9" and endpoint["Gateway"] == "10.233.0.254"
+        assert endpoint["Aliases"] == ["joined"] and endpoint["IPAMConfig"] == {"IPv4Address": "10.233.0.9"}
+        network.reload()
+        assert [c.name for c in network.containers] == ["sdk-joiner"]
+        assert client.networks.prune(filters={"label": "made-by"})["NetworksDeleted"] is None  # in use: kept
+        network.disconnect(container)
+        container.reload()
+        assert sorted(container.attrs["NetworkSettings"]["Networks"]) == ["bridge"]
+        container.remove(force=True)
+        assert client.networks.prune(filters={"label": "made-by=docker-py"})["NetworksDeleted"] == ["sdk"]
+        assert client.networks.list(names=["sdk"]) == []
+    finally:
+        daemon.cli("rm", "-f", "sdk-joiner")
+        daemon.cli("network", "rm", "sdk")
+        client.close()
 
 
 @pytest.mark.parametrize("kept_by", ["mounts", "holder processes"])

@@ -121,8 +121,11 @@ def endpoint(network_id: str = "", aliases: list[str] | None = None, address: st
 
 
 def networks_of(networks: dict[str, dict[str, Any]], mode: str = "none") -> dict[str, Any]:
-    """NetworkSettings.Networks; a record made before logship had networks knows only its mode."""
-    return networks or {mode: endpoint(mode)}
+    """NetworkSettings.Networks; a record made before logship had networks knows only its mode (host or none).
+    A container disconnected from every network has none, as in dockerd (`{}`)."""
+    if networks or mode not in ("host", "none"):
+        return networks
+    return {mode: endpoint(mode)}
 
 
 # The legacy top-level fields dockerd fills from the container's endpoint on the default bridge.

@@ -202,6 +202,8 @@ class ContainerNetworking:
         mode = self.mode(record)
         if mode in (HOST, NONE):
             return None
+        if not record.networks:  # disconnected from every network: its own network again, as dockerd starts it
+            record.networks[mode] = self._endpoint_for(self.store.find(mode), {})
         plan = [(self.store.find(name), settings) for name, settings in record.networks.items()]
         async with self._lock:
             await self.host.ensure()
