@@ -8,6 +8,8 @@ The client and server are bench/netbench.c, built static and bind-mounted into b
 very same program runs on the host and in the containers. Rows, one of each per round, interleaved so that
 a busy moment of this shared machine hits all alike; the median of the rounds is printed:
 - loopback: netbench serve and netbench on the host, over 127.0.0.1 (the baseline);
+- in a container (its lo): netbench serve and netbench in one container, over its own loopback (what the
+  container's confinement costs, without the bridge);
 - container -> container: both in containers on one logship network (veths and a bridge in logship's
   namespace, netavark's rules);
 - host -> published port: the client on the host, to -p 127.0.0.1:PORT:9000 (pasta splices the connection
@@ -102,7 +104,10 @@ def measure(daemon: Daemon, binary: Path, args: argparse.Namespace) -> dict[str,
         daemon.ok("run", "-d", "--name", "server", *server, "busybox", "/netbench", "serve", str(PORT))
         wait_listening(host_answers(published_port))
         address = daemon.inspect("server")["NetworkSettings"]["Networks"]["bench"]["IPAddress"]
-        daemon.ok("run", "-d", "--name", "client", "--network", "bench", *mount, "busybox", "sleep", "1000000")
+        # The client's container also serves on its own loopback: the same two programs inside one container,
+        # which tells what the container costs (its confinement) apart from what the bridge path costs.
+        inside = f"/netbench serve {PORT} & exec sleep 1000000"
+        daemon.ok("run", "-d", "--name", "client", "--network", "bench", *mount, "busybox", "sh", "-c", inside)
 
         def on_host(*argv: str) -> tuple[float, float]:
             return parse(subprocess.run([str(binary), *argv], check=True, capture_output=True, text=True).stdout)
@@ -110,8 +115,12 @@ def measure(daemon: Daemon, binary: Path, args: argparse.Namespace) -> dict[str,
         def in_container(*argv: str) -> tuple[float, float]:
             return parse(daemon.ok("exec", "client", "/netbench", *argv))
 
+        wait_listening(
+            lambda: daemon.cli("exec", "client", "/netbench", "rate", "127.0.0.1", str(PORT), "0.1").code == 0
+        )
         paths: dict[str, Callable[..., tuple[float, float]]] = {
             "loopback (host -> host)": lambda *a: on_host(a[0], "127.0.0.1", str(loopback_port), a[1]),
+            "in a container (its lo)": lambda *a: in_container(a[0], "127.0.0.1", str(PORT), a[1]),
             "container -> container": lambda *a: in_container(a[0], address, str(PORT), a[1]),
             "host -> published port": lambda *a: on_host(a[0], "127.0.0.1", str(published_port), a[1]),
         }
