@@ -63,11 +63,13 @@ def test_two_containers_on_a_user_defined_network_talk_by_name_and_alias(daemon:
         script = (
             f"{wait_for('web')}"
             "wget -q -O- http://web/hostname; wget -q -O- http://www/hostname;"
-            "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc web 80 | head -1"
+            "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc web 80 | head -1;"
+            "hostname -f"  # its own name, from its /etc/hosts
         )
-        out = daemon.ok("run", "--rm", "--network", "talk", "busybox", "sh", "-c", script)
+        client = ["--network", "talk", "--hostname", "probe", "--domainname", "example.com"]
+        out = daemon.ok("run", "--rm", *client, "busybox", "sh", "-c", script)
         short_id = daemon.inspect("web")["Id"][:12]
-        assert out.splitlines() == [short_id, short_id, "HTTP/1.1 200 OK"]
+        assert out.splitlines() == [short_id, short_id, "HTTP/1.1 200 OK", "probe.example.com"]
         web = daemon.inspect("web")["NetworkSettings"]["Networks"]["talk"]
         assert web["Aliases"] == ["www"] and web["DNSNames"] == ["web", "www", short_id]
         hosts = daemon.ok("exec", "web", "cat", "/etc/hosts").splitlines()
@@ -76,6 +78,7 @@ def test_two_containers_on_a_user_defined_network_talk_by_name_and_alias(daemon:
         assert f"nameserver {web['Gateway']}\n" in resolv and resolv.endswith("options ndots:0\n")
     finally:
         daemon.ok("rm", "-f", "web")
+        daemon.ok("network", "rm", "talk")
 
 
 def test_a_published_port_answers_on_the_hosts_loopback(daemon: Daemon) -> None:
