@@ -93,6 +93,12 @@ def test_a_published_port_answers_on_the_hosts_loopback(daemon: Daemon) -> None:
         assert settings["IPAddress"].startswith("172.17.") and settings["Networks"]["bridge"]["Gateway"] == "172.17.0.1"
         assert daemon.ok("port", "pub").strip() == f"80/tcp -> 127.0.0.1:{port}"
         assert f"90/tcp, 127.0.0.1:{port}->80/tcp" in daemon.ok("ps")
+        for matching in (f"publish={port}", f"publish={port - 1}-{port}/tcp", "expose=90", "expose=80/tcp"):
+            assert daemon.ok("ps", "-q", "--filter", matching).strip() == short_id, matching
+        for other in ("publish=80", f"publish={port}/udp", "expose=91"):
+            assert daemon.ok("ps", "-q", "--filter", other) == "", other
+        bad = daemon.cli("ps", "--filter", "publish=http")
+        assert bad.code == 1 and "invalid filter 'publish=http'" in bad.err
         busy = daemon.cli("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true")
         assert busy.code == 125 and f"Bind for 127.0.0.1:{port} failed: port is already allocated" in busy.err
     finally:
@@ -203,6 +209,10 @@ def test_connect_and_disconnect_a_running_container(daemon: Daemon) -> None:
         assert daemon.ok("exec", "joiner", "sh", "-c", script).strip() == daemon.inspect("target")["Id"][:12]
         networks = daemon.inspect("joiner")["NetworkSettings"]["Networks"]
         assert sorted(networks) == ["bridge", "extra"] and networks["extra"]["Aliases"] == ["late"]
+        extra_id = networks["extra"]["NetworkID"]
+        for value in ("extra", extra_id[:6]):
+            on_extra = daemon.ok("ps", "-q", "--no-trunc", "--filter", f"network={value}").split()
+            assert sorted(on_extra) == sorted(daemon.inspect(name)["Id"] for name in ("joiner", "target"))
         assert networks["extra"]["IPAddress"] in daemon.ok("exec", "joiner", "cat", "/etc/hosts")
         assert "eth1" in daemon.ok("exec", "joiner", "ls", "/sys/class/net")
         again = daemon.cli("network", "connect", "extra", "joiner")

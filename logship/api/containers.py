@@ -16,7 +16,7 @@ from logship.api import hijack
 from logship.api.app import add_route, backend, json_response, parse_timestamp, query_bool, query_int, read_json
 from logship.api.filters import label_matches, query_filters
 from logship.api.framing import MULTIPLEXED, RAW, STREAM_TYPES, LogEncoder, error_frame, frame
-from logship.daemon import inspectshape, prune
+from logship.daemon import inspectshape, ports, prune
 from logship.daemon.container import ContainerRecord
 from logship.daemon.containers import Container, ContainerManager
 from logship.daemon.signals import parse_signal
@@ -94,7 +94,7 @@ async def inspect(request: web.Request) -> web.Response:
     return json_response(await inspectshape.container_inspect(backend(request).containers, container))
 
 
-_FILTER_KEYS = {"id", "name", "status", "label", "ancestor", "exited"}
+_FILTER_KEYS = {"id", "name", "status", "label", "ancestor", "exited", "network", "publish", "expose"}
 
 
 def _filters(request: web.Request) -> dict[str, list[str]]:
@@ -104,6 +104,9 @@ def _filters(request: web.Request) -> dict[str, list[str]]:
             re.compile(pattern)
         except re.error as err:
             raise InvalidParameter(f"invalid filter 'name={pattern}': {err}") from None
+    for key in ("publish", "expose"):
+        for value in filters.get(key, []):
+            ports.filter_ports(key, value)
     return filters
 
 
@@ -119,6 +122,13 @@ def _matches_one(record: ContainerRecord, key: str, value: str) -> bool:
         return value in (record.image, record.image_id) or record.image_id.startswith("sha256:" + value)
     if key == "exited":
         return record.state.status == "exited" and str(record.state.exit_code) == value
+    if key == "network":  # a network's name, or the start of its id (dockerd)
+        networks = record.network_list()
+        return value in networks or any(s.get("NetworkID", "").startswith(value) for s in networks.values())
+    if key in ("publish", "expose"):  # a host port the running container publishes, or a port it exposes
+        wanted = ports.filter_ports(key, value)
+        side = "PublicPort" if key == "publish" else "PrivatePort"
+        return any((entry.get(side), entry["Type"]) in wanted for entry in ports.summary_ports(record.ports))
     return label_matches(labels, value)  # key == "label"
 
 

@@ -203,6 +203,22 @@ def settings_ports(exposed: dict[str, Any], bindings: list[Binding]) -> dict[str
     return dict(sorted(ports.items(), key=lambda item: port_key(item[0])))
 
 
+def filter_ports(key: str, value: str) -> set[tuple[int, str]]:
+    """`docker ps --filter publish=|expose=`: "80", "80/udp", "8000-8010[/tcp]" -> the (port, protocol) pairs."""
+    numbers, _, protocol = value.partition("/")
+    protocol = (protocol or "tcp").lower()
+    first, _, last = numbers.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        low, high = 0, -1
+    if protocol not in PROTOCOLS or not 1 <= low <= high <= 65535:
+        raise InvalidParameter(
+            f"invalid filter '{key}={value}': expected a port or a range of ports (80, 8000-8010), /tcp or /udp after"
+        )
+    return {(port, protocol) for port in range(low, high + 1)}
+
+
 def summary_ports(ports: dict[str, Any]) -> list[dict[str, Any]]:
     """`GET /containers/json`'s Ports: one entry per binding, and one per unpublished exposed port."""
     result: list[dict[str, Any]] = []
