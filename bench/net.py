@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.harness import LOGSHIP, Daemon
+from tests.hostnet import free_port
 
 SOURCE = Path(__file__).with_name("netbench.c")
 PORT = 9000  # the server's port inside its container
@@ -46,12 +47,6 @@ def build(directory: Path) -> Path:
     binary = directory / "netbench"
     subprocess.run([gcc, "-static", "-O2", "-o", str(binary), str(SOURCE)], check=True)
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_listening(connect: Callable[[], bool]) -> None:
