@@ -2,7 +2,8 @@
  * same program runs in both places):
  *
  *   netbench serve PORT            accept connections one at a time: read to EOF, answer "OK <bytes>\n"
- *   netbench rate IP PORT SECONDS  connect, send a byte, read the answer, close; again until SECONDS pass;
+ *   netbench rate IP PORT SECONDS  connect, send a byte, read the answer, close (a reset: no TIME_WAIT);
+ *                                  again until SECONDS pass;
  *                                  prints "<connections> <seconds>"
  *   netbench stream IP PORT MIB    one connection, MIB mebibytes in 128 KiB writes, then the answer;
  *                                  prints "<bytes> <seconds>"
@@ -84,6 +85,12 @@ static int rate(const char *ip, int port, double seconds) {
         }
         shutdown(sock, SHUT_WR);
         read_answer(sock);
+        /* The exchange is over (the server has answered and closed): close with a reset rather than leave the
+         * client's port in TIME_WAIT. Tens of thousands of those to one server would exhaust the ephemeral
+         * ports, and outside the loopback (net.ipv4.tcp_tw_reuse=2) the kernel then searches ever longer for
+         * a free one: the rate would measure that search instead of the path. */
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
         close(sock);
         count++;
     } while ((elapsed = now() - start) < seconds);
