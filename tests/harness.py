@@ -265,6 +265,9 @@ def kill_processes_under(data_root: Path) -> None:
         except OSError:
             pass
     kill_and_wait(victims)
+    namespaces = data_root / "network" / "netns"
+    for path in sorted(namespaces.iterdir()) if namespaces.is_dir() else []:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def kill_and_wait(victims: list[int]) -> None:
@@ -278,9 +281,6 @@ def kill_and_wait(victims: list[int]) -> None:
     while victims and time.monotonic() < deadline:
         victims = [pid for pid in victims if Path(f"/proc/{pid}").exists() and not _is_zombie(pid)]
         time.sleep(0.05)
-    namespaces = data_root / "network" / "netns"
-    for path in sorted(namespaces.iterdir()) if namespaces.is_dir() else []:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def _is_zombie(pid: int) -> bool:
