@@ -170,6 +170,19 @@ class Flushes(Protocol):
     def flush_soon(self) -> None: ...
 
 
+# The optional abilities of a driver (LogReader, TextLogReader, SizedLogger, ReportsDelivery) and its log path.
+_ABILITIES = ("read_logs", "read_text", "buffer_size", "delivery_counters", "path")
+
+
+def copy_abilities(wrapper: object, driver: LogDriver) -> None:
+    """A wrapper (acknowledging, processing) gets exactly the optional abilities of the driver it wraps,
+    copied onto the instance rather than looked up dynamically, so `isinstance(wrapper, LogReader)` and the
+    like answer as they would for the driver itself."""
+    for ability in _ABILITIES:
+        if hasattr(driver, ability):
+            setattr(wrapper, ability, getattr(driver, ability))
+
+
 class Undelivered(Exception):
     """Raised by `close()` of a driver that buffers: lines still buffered that it could not deliver in
     time (not those already counted in its DeliveryCounters). The router counts them as failed."""
@@ -186,6 +199,10 @@ class DriverFactory(Protocol):
     A factory whose drivers can read back may also say `can_read = True`: `logs` of a stopped container
     then opens the driver again to read (json-file, journald, local); otherwise it reads the container's
     dual-logging cache. One that ships off the host says `disk_buffer = True` (see the module docstring).
+    Processing (`logship.pipeline.processing`) asks two more: `line_records = True` for a format of a
+    record per line (json-file, local: multiline events only with multiline-files=events), and
+    `has_fields = False` for a driver with nowhere to put parse=json's fields (json-file, local, syslog).
+    A batch's `fields` holds them for the others.
     """
 
     name: str

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from logship.drivers import registry
 from logship.errors import InvalidParameter, LogshipError
 from logship.pipeline.info import ContainerInfo
+from logship.pipeline.processing import config as processing
 from logship.pipeline.ratelimit import RateLimit
 from logship.pipeline.tagtemplate import render_tag
 from logship.units import SizeError, go_duration_or_none, ram_in_bytes
@@ -45,6 +46,7 @@ COMMON_OPTIONS = frozenset(
         "rate-limit",
         "rate-burst",
     }
+    | processing.OPTIONS
 )
 
 # The metadata options json-file, local, journald and fluentd all accept.
@@ -157,6 +159,9 @@ def validate(driver: str, opts: Mapping[str, str]) -> None:
 
     cache.validate(opts)
     factory = registry.get(driver)
+    processing.validate(
+        driver, opts, processing.has_fields(factory), processing.line_records_of(driver, factory)
+    )
     try:
         factory.validate_options({k: v for k, v in opts.items() if k not in COMMON_OPTIONS})
     except LogshipError:

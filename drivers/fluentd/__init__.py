@@ -26,7 +26,9 @@ async def new(info: ContainerInfo) -> FluentdDriver:
     the error says what to do; with it, the container starts at once and the driver connects behind."""
     config = parse_config(info.config)
     tag = render_tag(info.config.get("tag") or DEFAULT_TEMPLATE, info)
-    encoder = RecordEncoder(info, info.extra_attributes(), config.sub_second_precision)
+    encoder = RecordEncoder(
+        info, info.extra_attributes(), config.sub_second_precision, info.config.get("parse-key", "")
+    )
     connection = None
     if not config.async_connect:
         try:

@@ -9,12 +9,18 @@ these base fields (a label named `log` would otherwise replace every line).
 A batch shares one timestamp and one stream, so everything in a record but its line is the same: it is
 encoded once per batch, and the batch becomes one PackedForward message
 `[tag, <entries as one bin>, {"size": n(, "chunk": id)}]` instead of one network message per record.
+
+With parse=json (`logship.pipeline.processing`), a line that was a JSON object becomes its keys, as
+top-level keys of the record next to `container_id` and the rest (or all under `parse-key`), in place of
+`log` (a JSON key `log` is kept, as any other). The container's own keys are never replaced: a JSON key
+named like one of them (`container_id`, `source`, an attribute) is kept as `json_<key>`.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgpack
 from fluent.sender import EventTime
@@ -56,9 +62,17 @@ def _pack(value: object) -> bytes:
 
 
 class RecordEncoder:
-    def __init__(self, info: ContainerInfo, attrs: Mapping[str, str], sub_second: bool) -> None:
+    def __init__(self, info: ContainerInfo, attrs: Mapping[str, str], sub_second: bool, parse_key: str = "") -> None:
         self.sub_second = sub_second
+        self.parse_key = parse_key
         extra = {k: v for k, v in attrs.items() if k not in BASE_KEYS}
+        # A parsed line's record: these first, then its keys.
+        self._fixed: dict[str, dict[str, Any]] = {
+            stream: {"container_id": info.full_id(), "container_name": info.container_name, "source": stream, **extra}
+            for stream in ("stdout", "stderr")
+        }
+        self._reserved = frozenset(self._fixed["stdout"])
+        self._pack = msgpack.Packer().pack
         fixed = _str("container_id") + _str(info.full_id()) + _str("container_name") + _str(info.container_name)
         extra_bytes = b"".join(_str(k) + _str(v) for k, v in extra.items())
         size = len(BASE_KEYS) + len(extra)
@@ -79,6 +93,8 @@ class RecordEncoder:
         head = b"\x92" + event_time(batch.timestamp_ns, self.sub_second)
         before = head + self._before_line[batch.stream]
         lines = batch.lines
+        if batch.fields is not None:
+            return self._with_fields(batch, head, before)
         if not batch.partials:
             lengths = set(map(len, lines))
             if len(lengths) == 1:  # common with machine-written logs: one join, no per-line work
@@ -92,6 +108,36 @@ class RecordEncoder:
             return b"".join(parts)
         parts = []
         for index, line in enumerate(lines):
+            meta = batch.partials.get(index)
+            if meta is None:
+                parts.append(before)
+            else:
+                parts.append(head + self._partial_head[batch.stream] + _partial_pairs(meta) + _str("log"))
+            parts.append(str_header(len(line)))
+            parts.append(line)
+        return b"".join(parts)
+
+
+    def _with_fields(self, batch: Batch, head: bytes, before: bytes) -> bytes:
+        """Records of parsed lines (see the module docstring); the others as usual."""
+        assert batch.fields is not None
+        fixed = self._fixed[batch.stream]
+        reserved = self._reserved
+        parse_key = self.parse_key
+        pack = self._pack
+        parts = []
+        for index, line in enumerate(batch.lines):
+            fields = batch.fields[index]
+            if fields is not None:
+                record = dict(fixed)
+                if parse_key:
+                    record[parse_key] = fields
+                elif reserved.isdisjoint(fields):
+                    record.update(fields)
+                else:
+                    record.update((f"json_{k}" if k in reserved else k, v) for k, v in fields.items())
+                parts.append(head + pack(record))
+                continue
             meta = batch.partials.get(index)
             if meta is None:
                 parts.append(before)

@@ -64,6 +64,8 @@ class JournaldDriver:
         self.socket_path = socket_path
         self.progress = Progress(epoch=secrets.token_hex(32))
         self._static = fields.container_fields(info, tag, self.progress.epoch)
+        own = [field.partition(b"=")[0].decode() for field in self._static]
+        self._parsed = fields.ParsedFields(own, info.config.get("parse-key", ""))
         self._closing = threading.Event()
         self._unreachable_logged = False
         self.counters = DeliveryCounters()
@@ -90,6 +92,7 @@ class JournaldDriver:
         timestamp = b"SYSLOG_TIMESTAMP=" + format_rfc3339nano(batch.timestamp_ns).encode()
         common = (fields.priority_field(batch.stream), timestamp)
         partials = batch.partials
+        parsed = batch.fields
         ordinal = self.progress.sent
         for index, line in enumerate(batch.lines):
             ordinal += 1
@@ -97,6 +100,9 @@ class JournaldDriver:
             meta = partials.get(index) if partials else None
             if meta is not None:
                 entry.extend(fields.partial_fields(meta))
+            line_fields = parsed[index] if parsed is not None else None
+            if line_fields is not None:
+                entry.extend(self._parsed.encode(line_fields))
             self._send(ordinal, entry)
             self.progress.sent = ordinal
 

@@ -9,8 +9,12 @@ on all but the last piece, CONTAINER_PARTIAL_MESSAGE=true.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import STDERR, PartialMeta
+from logship.pipeline.processing.jsonparse import flatten, scalar_text
 
 PRIORITY_STDOUT = 6  # info
 PRIORITY_STDERR = 3  # err
@@ -89,3 +93,41 @@ def partial_fields(meta: PartialMeta) -> tuple[bytes, ...]:
         b"CONTAINER_PARTIAL_LAST=" + (b"true" if meta.last else b"false"),
     )
     return fields if meta.last else (*fields, b"CONTAINER_PARTIAL_MESSAGE=true")
+
+
+MAX_FIELD_NAME = 64  # journald refuses longer names
+_NAMES_CACHED = 4096
+
+
+class ParsedFields:
+    """parse=json's fields as journal fields: nested keys joined by `_` ({"http": {"status": 200}} gives
+    HTTP_STATUS=200), upper-cased and sanitised as journald requires (A-Z, 0-9 and `_`, not starting with
+    `_` nor a digit, at most 64 characters), after parse-key's prefix if set. A key that would replace a
+    field the driver sets (MESSAGE, PRIORITY, CONTAINER_*, SYSLOG_*, an attribute) is kept as JSON_<KEY>.
+    Values are text; numbers, booleans, null and arrays as their JSON."""
+
+    def __init__(self, reserved: Iterable[str], prefix: str = "") -> None:
+        self.reserved = frozenset(reserved) | WELL_KNOWN
+        self.prefix = sanitize_key(prefix)
+        self._names: dict[str, str] = {}
+
+    def name(self, key: str) -> str:
+        name = self._names.get(key)
+        if name is None:
+            name = sanitize_key(key)
+            if self.prefix:
+                name = f"{self.prefix}_{name}" if name else ""
+            if name and (name in self.reserved or name[0].isdigit()):
+                name = f"JSON_{name}"
+            name = name[:MAX_FIELD_NAME]
+            if len(self._names) < _NAMES_CACHED:
+                self._names[key] = name
+        return name
+
+    def encode(self, fields: dict[str, Any]) -> list[bytes]:
+        out = []
+        for key, value in flatten(fields):
+            name = self.name(key)
+            if name:  # a key of only symbols has no journal name: the MESSAGE keeps it
+                out.append(f"{name}={scalar_text(value)}".encode())
+        return out

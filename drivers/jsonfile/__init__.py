@@ -13,6 +13,8 @@ from logship.pipeline.info import ContainerInfo
 
 name = "json-file"
 can_read = True  # `logs` of a stopped container opens this driver again just to read
+line_records = True  # Docker's format: a record per line (multiline events only with multiline-files=events)
+has_fields = False  # a line is stored as it is: parse=json is refused
 
 __all__ = ["JSONFileDriver", "name", "new", "validate_options"]
 

@@ -22,6 +22,8 @@ from logship.pipeline.info import ContainerInfo
 
 name = "local"
 can_read = True  # `logs` of a stopped container opens this driver again just to read
+line_records = True  # Docker's format: a record per line (multiline events only with multiline-files=events)
+has_fields = False  # a line is stored as it is: parse=json is refused
 
 LOG_DIR = "local-logs"
 LOG_FILE = "container.log"

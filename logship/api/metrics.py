@@ -1,7 +1,8 @@
 """`GET /metrics`: every container's logging counters in Prometheus' text format.
 
 Counters are read when scraped (no second copy of the numbers is kept): per container (lines and bytes
-read, partial messages) and per container and driver (written, dropped, retried, failed, buffer fill and
+read, partial messages, and what its processing did: events joined, lines parsed or not, matches redacted,
+lines filtered) and per container and driver (written, dropped, retried, failed, buffer fill and
 limit, times of the last write and the last error), labelled with the container's id, name and driver.
 """
 
@@ -33,6 +34,18 @@ class LogStatsCollector(Collector):
         partial = CounterMetricFamily(
             "logship_log_partial_messages", "Pieces of lines longer than the line limit.", labels=CONTAINER
         )
+        processing = {
+            key: CounterMetricFamily(name, help_text, labels=CONTAINER)
+            for key, name, help_text in (
+                ("EventsJoined", "logship_log_events_joined", "Multiline events of more than one line."),
+                ("LinesJoined", "logship_log_lines_joined", "Lines joined into multiline events."),
+                ("EventsCapped", "logship_log_events_capped", "Multiline events ended by multiline-max-bytes."),
+                ("LinesParsed", "logship_log_lines_parsed", "Lines (or events) parse=json made fields of."),
+                ("LinesNotParsed", "logship_log_lines_not_parsed", "Lines (or events) that were not a JSON object."),
+                ("MatchesRedacted", "logship_log_matches_redacted", "Matches of redact replaced."),
+                ("LinesFiltered", "logship_log_lines_filtered", "Lines dropped by the drop and keep filters."),
+            )
+        }
         written = CounterMetricFamily("logship_log_lines_written", "Lines a driver accepted.", labels=DRIVER)
         written_bytes = CounterMetricFamily(
             "logship_log_bytes_written", "Bytes of lines a driver accepted.", labels=DRIVER
@@ -96,6 +109,9 @@ class LogStatsCollector(Collector):
             read.add_metric(labels, stats.lines_read)
             read_bytes.add_metric(labels, stats.bytes_read)
             partial.add_metric(labels, stats.partial_messages)
+            if stats.processing is not None:
+                for key, value in stats.processing.to_api().items():
+                    processing[key].add_metric(labels, value)
             for driver in stats.drivers:
                 driver_labels = [*labels, driver.driver]
                 written.add_metric(driver_labels, driver.lines_written)
@@ -119,6 +135,7 @@ class LogStatsCollector(Collector):
             read,
             read_bytes,
             partial,
+            *processing.values(),
             written,
             written_bytes,
             dropped,

@@ -3,7 +3,8 @@
 The default table is docker's (CPU %, memory, block I/O, pids, computed as the docker CLI computes them
 from the daemon's cgroup figures) followed by a summary of logship's logging counters (lines read, and
 written, dropped and failed over all the container's drivers). `--logging` shows the logging counters in
-full instead, one row per container and driver.
+full instead, one row per container and driver, with what the container's processing did (events joined,
+lines parsed, matches redacted, lines filtered).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ LOGGING_HEADERS = [
     "CATCH-UP",
     "LAST WRITE",
     "LAST ERROR",
+    "PROCESSING",
 ]
 CLEAR_SCREEN = "\033[2J\033[H"
 
@@ -73,6 +75,25 @@ def _backlog(disk: dict[str, Any] | None) -> tuple[str, str, str]:
         backlog += " (pending)" if backlog != "-" else "pending"
     rate = disk["CatchUpLinesPerSecond"]
     return buffer, backlog, f"{rate:.0f}/s" if rate else "-"
+
+
+def processing_summary(processing: dict[str, Any] | None) -> str:
+    """The container's processing counters in a few words (`-` without processing options)."""
+    if not processing:
+        return "-"
+    parts = []
+    if processing["EventsJoined"]:
+        parts.append(f"joined {processing['EventsJoined']} ({processing['LinesJoined']} lines)")
+    if processing["EventsCapped"]:
+        parts.append(f"capped {processing['EventsCapped']}")
+    parsed, missed = processing["LinesParsed"], processing["LinesNotParsed"]
+    if parsed or missed:
+        parts.append(f"parsed {parsed} of {parsed + missed}")
+    if processing["MatchesRedacted"]:
+        parts.append(f"redacted {processing['MatchesRedacted']}")
+    if processing["LinesFiltered"]:
+        parts.append(f"filtered {processing['LinesFiltered']}")
+    return ", ".join(parts) or "0"
 
 
 def logging_rows(info: dict[str, Any], removed: bool = False) -> list[list[str]]:
@@ -104,6 +125,7 @@ def logging_rows(info: dict[str, Any], removed: bool = False) -> list[list[str]]
                 catch_up,
                 _since(driver.get("LastWrite", "")),
                 (error[:40] + "…") if len(error) > 41 else (error or "-"),
+                processing_summary(stats.get("Processing")),
             ]
         )
     return rows

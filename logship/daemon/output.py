@@ -7,6 +7,11 @@ off the host.
                              \\--disk buffer--> fluentd / awslogs / ... (own pace, own budget)
 
 A pty is not a pipe: a tty container has no spool, and every driver goes in step with its copier.
+
+Processing (multiline, parse=json, redaction, filters; `logship.pipeline.processing`) is per driver: each
+disk buffer and each in-step driver processes what it reads itself, as its format asks (json-file, local
+and the cache keep a record per line unless multiline-files=events). The container's own driver's reader
+counts (`LogStats.processing`). With no processing options nothing of it is built.
 The container manager builds an `Output` when a container starts (or is found running, or left output
 behind, after a daemon restart) and closes it when the container's logs are closed; disk buffers that
 have not delivered everything by then go on as a pending delivery (`logship.daemon.pending`).
@@ -26,16 +31,25 @@ from logship.pipeline.budget import BufferGate, DaemonBudget
 from logship.pipeline.copier import RawSink, SpooledCopy, copy_stream
 from logship.pipeline.cursor import StreamCursor
 from logship.pipeline.diskbuffer import BufferConfig, DiskBuffer
+from logship.pipeline.ledger import Checkpoint
 from logship.pipeline.message import STDERR, STDOUT
+from logship.pipeline.processing import config as processing_options
+from logship.pipeline.processing.config import ProcessingConfig
+from logship.pipeline.processing.instep import DriverProcessing, Flusher, Processing
 from logship.pipeline.router import Router
 from logship.pipeline.splicer import Splicer
 from logship.pipeline.splitter import LineSplitter
 from logship.pipeline.spool import Spool
-from logship.pipeline.stats import LogStats
+from logship.pipeline.stats import LogStats, ProcessingStats
 
 log = logging.getLogger("logship.containers")
 
 FINISH_GRACE_S = 0.2  # how long closing waits for disk buffers that are caught up to end on their own
+
+
+def _start(stream: str) -> Checkpoint:
+    """Where a driver without a ledger starts counting a stream's lines."""
+    return Checkpoint()
 
 
 class Output:
@@ -68,28 +82,71 @@ class Output:
         self.in_step: InStep | None = None
         self.buffers: list[DiskBuffer] = []
         self.gate: BufferGate | None = None
-        in_step_drivers = list(drivers)
+        self.flusher: Flusher | None = None
+        processing = processing_options.config_of(opts)
+        if processing is not None and stats.processing is None:
+            stats.processing = ProcessingStats()
+        # What each driver gets (json-file, local, the cache: lines), and where it counts: the container's own
+        # driver counts for the container, the others for nobody (they process the same lines alike).
+        views = [
+            None
+            if processing is None
+            else processing.for_records(
+                processing_options.line_records_of(driver.name, registry.get(log_type) if index == 0 else None)
+            )
+            for index, driver in enumerate(drivers)
+        ]
+        counters = [
+            stats.processing if index == 0 and stats.processing is not None else ProcessingStats()
+            for index in range(len(drivers))
+        ]
+        in_step = list(range(len(drivers)))
         if spooled:
             self.spool = Spool(container_dir, blocking) if restored else Spool.fresh(container_dir, blocking)
             limit = options.buffer_max_size_of(opts)
             if buffered is None:
                 buffered = [index == 0 and registry.uses_disk_buffer(log_type) for index in range(len(drivers))]
             if limit:
-                in_step_drivers = [driver for driver, own in zip(drivers, buffered, strict=True) if not own]
-                for driver in (driver for driver, own in zip(drivers, buffered, strict=True) if own):
+                in_step = [index for index, own in enumerate(buffered) if not own]
+                for index in (index for index, own in enumerate(buffered) if own):
+                    driver = drivers[index]
                     driver_stats = stats.for_driver(driver.name, mode, limit)
-                    config = BufferConfig(limit, blocking, line_limit([driver]))
-                    self.buffers.append(DiskBuffer(container_id, self.spool, driver, driver_stats, config))
+                    config = BufferConfig(limit, blocking, line_limit([driver]), views[index])
+                    self.buffers.append(
+                        DiskBuffer(container_id, self.spool, driver, driver_stats, config, counters[index])
+                    )
                 if self.buffers:
                     self.gate = BufferGate(container_id, self.buffers, budget, blocking)
-            self.in_step = InStep(self.spool, in_step_drivers, blocking)
+        in_step_drivers = [drivers[index] for index in in_step]
+        each: list[DriverProcessing | None] | None = None
+        if processing is not None:
+            max_line = line_limit(in_step_drivers)
+            each = [self._processing(views[i], max_line, counters[i], drivers[i].name) for i in in_step]
+        if self.spool is not None:
+            self.in_step = InStep(self.spool, in_step_drivers, blocking, each)
             in_step_drivers = self.in_step.drivers
+        elif each is not None:
+            in_step_drivers = [Processing(driver, own) for driver, own in zip(in_step_drivers, each, strict=True)]
         self.rate = options.rate_limit_of(opts)
         max_buffer = options.max_buffer_size_of(opts) if not blocking else 0
         self.router = Router(container_id, in_step_drivers, stats, mode, max_buffer)
+        active = [own for own in each or [] if own is not None]
+        if active:
+            sink = self.in_step.tokens(self.router.deliver) if self.in_step is not None else self.router.deliver
+            self.flusher = Flusher(active, sink)
         for buffer in self.buffers:
             budget.register(buffer)
             buffer.start(after)
+
+    def _processing(
+        self, view: ProcessingConfig | None, max_line: int, counters: ProcessingStats, name: str
+    ) -> DriverProcessing | None:
+        """An in-step driver's processing: it starts where its ledger is (none in non-blocking mode or for a
+        tty: it counts from the start)."""
+        if view is None:
+            return None
+        start = self.spool.ledger(name).checkpoint if self.spool is not None and self.blocking else _start
+        return DriverProcessing(view, max_line, counters, start)
 
     @property
     def drivers(self) -> list[LogDriver]:
@@ -117,7 +174,9 @@ class Output:
         if spool is None or in_step is None:
             return [
                 loop.create_task(
-                    copy_stream(fd, LineSplitter(stream, max_line), self.router.deliver, publish, count_bytes),
+                    copy_stream(
+                        fd, LineSplitter(stream, max_line), self.router.deliver, publish, count_bytes, self.flusher
+                    ),
                     name=f"copy-{stream}-{name}",
                 )
                 for fd, stream in streams
@@ -126,7 +185,7 @@ class Output:
         in_step.save_progress()  # a restart policy's next run resumes from the saved points
         spool.start_run(stream for _, stream in streams)
         cursors = [StreamCursor(spool.stream(s), spool.restart_point(s), max_line) for _, s in streams]
-        copier = SpooledCopy(spool, cursors, in_step.to(self.router.deliver), publish)
+        copier = SpooledCopy(spool, cursors, in_step.to(self.router.deliver), publish, self.flusher)
         for buffer in self.buffers:
             buffer.behind(copier.make_way)
         splicer = Splicer(
@@ -159,6 +218,9 @@ class Output:
         """The container's logs are closed: flush the in-step drivers (bounded) and tell the disk buffers no
         more will come. The disk buffers that are still delivering are returned (a pending delivery); the
         spool is removed when there are none."""
+        if self.flusher is not None:  # nothing is held past the end (a run end the spool did not record)
+            for stream in (STDOUT, STDERR):
+                await self.flusher.end_run(stream)
         await self.router.close(timeout)
         for buffer in self.buffers:
             buffer.finish()

@@ -30,14 +30,15 @@ from typing import Any
 
 import orjson
 
-from logship.drivers import options
+from logship.drivers import options, registry
 from logship.drivers.base import LogDriver, line_limit
 from logship.pipeline.budget import DaemonBudget
 from logship.pipeline.diskbuffer import BufferConfig, DiskBuffer
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import STREAMS
+from logship.pipeline.processing import config as processing_options
 from logship.pipeline.spool import HANDOFF, SPOOL_DIR, Spool
-from logship.pipeline.stats import LogStats
+from logship.pipeline.stats import LogStats, ProcessingStats
 
 log = logging.getLogger("logship.pending")
 
@@ -295,11 +296,24 @@ class PendingDeliveries:
         spool.ledgers.pop(HANDOFF, None)
         mode = options.mode_of(opts)
         limit = options.buffer_max_size_of(opts)
+        processing = processing_options.config_of(opts)
+        if processing is not None and delivery.stats.processing is None:
+            delivery.stats.processing = ProcessingStats()
         config = BufferConfig(
-            limit or options.DEFAULT_BUFFER_MAX_SIZE, mode != options.NON_BLOCKING, line_limit([driver])
+            limit or options.DEFAULT_BUFFER_MAX_SIZE,
+            mode != options.NON_BLOCKING,
+            line_limit([driver]),
+            processing.for_records(processing_options.line_records_of(driver.name, registry.get(delivery.log_type)))
+            if processing is not None
+            else None,
         )
         buffer = DiskBuffer(
-            delivery.container_id, spool, driver, delivery.stats.for_driver(driver.name, mode, limit), config
+            delivery.container_id,
+            spool,
+            driver,
+            delivery.stats.for_driver(driver.name, mode, limit),
+            config,
+            delivery.stats.processing,
         )
         delivery.spool = spool
         delivery.buffers = [buffer]

@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from logship.drivers.base import LogDriver
+from logship.drivers.base import LogDriver, copy_abilities
 from logship.pipeline.ledger import Checkpoint, FileIntent, Ledger, read_ledger
 from logship.pipeline.message import Batch
+from logship.pipeline.processing.instep import DriverProcessing, FlushBatch, Processing
 from logship.pipeline.spool import HANDOFF, LEDGER_PREFIX, SPOOL_DIR, Spool
 
 Sink = Callable[[Batch], Awaitable[None]]
@@ -46,11 +47,6 @@ class Mark:
     checkpoint: Checkpoint  # where the driver is once the batch is written
 
 
-# The optional abilities of a driver (LogReader, TextLogReader, SizedLogger, ReportsDelivery) and its log
-# path: an `Acknowledging` driver has exactly those of the driver it wraps.
-_PASSED_THROUGH = ("read_logs", "read_text", "buffer_size", "delivery_counters", "path")
-
-
 class Acknowledging:
     """A driver whose progress is recorded in its ledger after every batch it writes.
 
@@ -58,14 +54,13 @@ class Acknowledging:
     `isinstance(wrapper, LogReader)` and the like answer as they would for the driver itself.
     """
 
-    def __init__(self, driver: LogDriver, ledger: Ledger) -> None:
+    def __init__(self, driver: LogDriver, ledger: Ledger, processing: DriverProcessing | None = None) -> None:
         self.driver = driver
         self.ledger = ledger
         self.name = driver.name
+        self.processing = processing  # the container's processing for this driver, None when off
         self._marks: dict[str, deque[Mark]] = {}
-        for ability in _PASSED_THROUGH:
-            if hasattr(driver, ability):
-                setattr(self, ability, getattr(driver, ability))
+        copy_abilities(self, driver)
         path = getattr(driver, "path", None)
         self._file = path if driver.name in FILE_DRIVERS and isinstance(path, str) else None
         self._writing = False
@@ -80,16 +75,44 @@ class Acknowledging:
         mark = marks.popleft() if marks else None
         if mark is None or mark.batch is not batch:  # cannot happen in blocking mode; never guess
             log.error("driver %s got a batch the spool did not announce; its progress is not recorded", self.name)
-            await self.driver.log(batch)
+            if not isinstance(batch, FlushBatch):
+                await self.driver.log(batch)
+            return
+        if self.processing is not None:
+            await self._processed(batch, mark)
+            return
+        if isinstance(batch, FlushBatch):
             return
         done = self.ledger.checkpoint(batch.stream).delivered
         if mark.checkpoint.delivered <= done:
             return  # replayed after a restart: this driver already has every line of it
         if mark.first_line < done:
             batch = batch.take(done - mark.first_line)[1]
+        await self._write(batch, mark.checkpoint)
+
+    async def _processed(self, batch: Batch, mark: Mark) -> None:
+        """The lines this driver has not written yet, processed, each result written and acknowledged."""
+        assert self.processing is not None
+        first_line = mark.first_line
+        if not isinstance(batch, FlushBatch):
+            done = self.ledger.checkpoint(batch.stream).delivered
+            if mark.checkpoint.delivered <= done:
+                return  # replayed after a restart: processing starts afresh at `done`, past these lines
+            if first_line < done:
+                batch = batch.take(done - first_line)[1]
+                first_line = done
+        for processed in self.processing.feed(batch, first_line, mark.checkpoint):
+            if len(processed.batch):
+                await self._write(processed.batch, processed.checkpoint)
+            elif processed.checkpoint != self.ledger.checkpoint(batch.stream):  # filtered lines: only progress
+                self.ledger.acknowledge(batch.stream, processed.checkpoint, save=self._file is None)
+                if self._file is not None and self._idle_save is None:
+                    self._idle_save = asyncio.get_running_loop().call_later(IDLE_SAVE_S, self._save_when_idle)
+
+    async def _write(self, batch: Batch, checkpoint: Checkpoint) -> None:
         if self._file is None:
             await self.driver.log(batch)  # raises: lost for this driver, counted by the router; move on too
-            self.ledger.acknowledge(batch.stream, mark.checkpoint)
+            self.ledger.acknowledge(batch.stream, checkpoint)
             return
         # An intent saves the acknowledgements so far and the file's size now. Until the next one (after
         # INTENT_EVERY_BYTES, a moment of idleness, or close), a restarted daemon cuts the file back to that
@@ -106,11 +129,11 @@ class Acknowledging:
         except Exception:
             # Lost for this driver (the router counts and reports it); LogFile has already cut a partial
             # write back, so the intent no longer applies.
-            self.ledger.acknowledge(batch.stream, mark.checkpoint)
+            self.ledger.acknowledge(batch.stream, checkpoint)
             raise
         finally:
             self._writing = False
-        self.ledger.acknowledge(batch.stream, mark.checkpoint, save=False)
+        self.ledger.acknowledge(batch.stream, checkpoint, save=False)
         if self._idle_save is None:
             self._idle_save = asyncio.get_running_loop().call_later(IDLE_SAVE_S, self._save_when_idle)
 
@@ -144,15 +167,31 @@ class InStep:
     - Non-blocking mode, or no in-step driver at all: the copier's own ledger (HANDOFF) records what it
       handed on, once handed: the drivers' ring buffers are lossy by design, so what sat in them at the
       moment of a kill is lost (at most max-buffer-size bytes per driver), never what was still in the pipe
-      or the spool.
+      or the spool. (So is a multiline event a driver held open then.)
+
+    `processing`: each driver's processing (None for a driver that gets the lines as they are), when the
+    container has processing options; None when it has none (nothing is wrapped for it).
     """
 
-    def __init__(self, spool: Spool, drivers: Sequence[LogDriver], blocking: bool) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        drivers: Sequence[LogDriver],
+        blocking: bool,
+        processing: Sequence[DriverProcessing | None] | None = None,
+    ) -> None:
         self.spool = spool
         self._acknowledging: list[Acknowledging] = []
+        each = list(processing) if processing is not None else [None] * len(drivers)
         if blocking:
-            self._acknowledging = [Acknowledging(driver, spool.ledger(driver.name)) for driver in drivers]
-        self.drivers: list[LogDriver] = list(self._acknowledging) if blocking else list(drivers)
+            self._acknowledging = [
+                Acknowledging(driver, spool.ledger(driver.name), own) for driver, own in zip(drivers, each, strict=True)
+            ]
+            self.drivers: list[LogDriver] = list(self._acknowledging)
+        elif processing is not None:
+            self.drivers = [Processing(driver, own) for driver, own in zip(drivers, each, strict=True)]
+        else:
+            self.drivers = list(drivers)
         self._handoff = spool.ledger(HANDOFF) if not blocking or not drivers else None
         spool.resume_from([a.ledger for a in self._acknowledging] + ([self._handoff] if self._handoff else []))
 
@@ -169,6 +208,17 @@ class InStep:
             self.spool.trim(batch.stream)
 
         return deliver
+
+    def tokens(self, sink: Sink) -> Sink:
+        """What a processing flush (a batch without lines) goes through: `sink`, the drivers told first."""
+
+        async def send(batch: Batch) -> None:
+            mark = Mark(batch, 0, Checkpoint())
+            for driver in self._acknowledging:
+                driver.expect(mark)
+            await sink(batch)
+
+        return send
 
     def save_progress(self) -> None:
         """Bring the saved restart points up to date (before a restart policy's next run resumes from them)."""

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from logship.asyncfd import wait_readable
 from logship.pipeline.cursor import StreamCursor, earliest
@@ -36,12 +37,28 @@ SpooledSink = Callable[[Batch, int, Checkpoint], Awaitable[None]]  # a batch, it
 RawSink = Callable[[str, bytes], Awaitable[None]]
 
 
+class Idle(Protocol):
+    """The in-step drivers' processing, as the copier sees it (`logship.pipeline.processing.instep.Flusher`):
+    multiline events that the wall clock ends when no more lines come, and the end of each run."""
+
+    async def wait(self, arrival: Awaitable[None]) -> bool:
+        """Until `arrival` (input), an open event's deadline, or a driver's deadline moved; whether a deadline
+        passed."""
+
+    async def flush(self, now: int = 0) -> None:
+        """The copier has nothing more to read and a deadline passed."""
+
+    async def end_run(self, stream: str) -> None:
+        """A run of the container ended on `stream` (its last line, if cut short, was delivered)."""
+
+
 async def copy_stream(
     fd: int,
     splitter: LineSplitter,
     deliver: Sink,
     on_raw: RawSink | None = None,
     on_read: Callable[[int], None] | None = None,
+    idle: Idle | None = None,
 ) -> None:
     """Read `fd` (non-blocking) until EOF, handing each chunk's batches to `deliver`.
 
@@ -50,10 +67,12 @@ async def copy_stream(
     line splitting, for attached clients. A pty master reports EIO once the container side is closed:
     that is its EOF. The fd is not closed here.
     """
-    while await copy_one_read(fd, splitter, deliver, on_raw, on_read):
+    while await copy_one_read(fd, splitter, deliver, on_raw, on_read, idle):
         pass
     for batch in splitter.finish(time.time_ns()):
         await deliver(batch)
+    if idle is not None:
+        await idle.end_run(splitter.stream)
 
 
 async def copy_one_read(
@@ -62,13 +81,17 @@ async def copy_one_read(
     deliver: Sink,
     on_raw: RawSink | None = None,
     on_read: Callable[[int], None] | None = None,
+    idle: Idle | None = None,
 ) -> bool:
     """One read of `fd` handed on as batches (or, when the pipe is empty, a wait until it is readable);
     False once the input has ended: EOF, or EIO from a pty master whose container side is closed."""
     try:
         chunk = os.read(fd, READ_SIZE)
     except BlockingIOError:
-        await wait_readable(fd)
+        if idle is None:
+            await wait_readable(fd)
+        elif await idle.wait(wait_readable(fd)):
+            await idle.flush()  # a tty is read by nobody else: no need to look for more input first
         return True
     except OSError as err:
         if err.errno == errno.EIO:
@@ -100,11 +123,13 @@ class SpooledCopy:
         cursors: list[StreamCursor],
         deliver: SpooledSink,
         on_raw: RawSink | None = None,
+        idle: Idle | None = None,
     ) -> None:
         self.spool = spool
         self.cursors = cursors
         self.deliver = deliver
         self.on_raw = on_raw
+        self.idle = idle
         self._progress = asyncio.Event()
         self._over = False  # run() has returned: nothing to make way for
 
@@ -141,7 +166,11 @@ class SpooledCopy:
                     if all(c.spooled.input_ended.is_set() and not c.has_more() for c in self.cursors):
                         return
                     self._progress.set()
-                    await self.spool.wait_arrival()
+                    if self.idle is None:
+                        await self.spool.wait_arrival()
+                    # Nothing more was read by the deadline: a line read later is later still (see processing.events).
+                    elif await self.idle.wait(self.spool.wait_arrival()) and earliest(self.cursors) is None:
+                        await self.idle.flush()
                     continue
                 read = cursor.read(COPY_CHUNK)
                 if read is None:
@@ -152,6 +181,8 @@ class SpooledCopy:
                     await self.on_raw(cursor.stream, chunk)
                 for batch, first_line, checkpoint in deliveries:
                     await self.deliver(batch, first_line, checkpoint)
+                if not chunk and self.idle is not None:  # a run ended
+                    await self.idle.end_run(cursor.stream)
                 self._progress.set()
                 await asyncio.sleep(0)
         finally:

@@ -18,6 +18,11 @@ the driver's disk budget is used up.
   (Vector lets you choose, `when_full: drop_newest` by default).
 - A container that ends keeps its undelivered lines: the buffer goes on delivering after the end
   (`finish`), also after a daemon restart (see `logship.daemon.pending`).
+- Processing (`logship.pipeline.processing`, when the container has it): the buffer processes what it
+  reads itself, from the spool's bytes and read times, so it makes the same records as any other reader,
+  also an hour later or after a restart; its ledger then records where the records it delivered end (an
+  open multiline event is not delivered: a restart resumes at its first line). When it has read
+  everything, an open event goes once the wall clock passes its timeout.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from logship.drivers.base import ConfirmsDelivery, Flushes, LogDriver, ReportsDe
 from logship.pipeline.cursor import StreamCursor, earliest
 from logship.pipeline.ledger import Checkpoint, Ledger
 from logship.pipeline.message import Batch
+from logship.pipeline.processing.config import ProcessingConfig
+from logship.pipeline.processing.stream import Processed, StreamProcessor
 from logship.pipeline.spool import READ_SIZE, Spool
-from logship.pipeline.stats import DiskStats, DriverStats
+from logship.pipeline.stats import DiskStats, DriverStats, ProcessingStats
 
 log = logging.getLogger("logship.diskbuffer")
 
@@ -48,11 +55,21 @@ CLOSE_BOUND_S = 10.0  # closing a driver that has confirmed everything: its own 
 STOP_BOUND_S = 2.0  # daemon shutdown: what is not confirmed by then stays in the spool for the next daemon
 
 
+async def _wait_until(arrival: Awaitable[None], deadline: int) -> None:
+    """Until `arrival`, or the wall clock reaches `deadline` (ns; 0: no deadline)."""
+    if not deadline:
+        await arrival
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(arrival, max(0.0, (deadline - time.time_ns()) / 1e9))
+
+
 @dataclass(frozen=True)
 class BufferConfig:
     limit: int = DEFAULT_BUFFER_MAX_SIZE  # bytes spooled but not taken by the driver
     blocking: bool = True
     max_line: int = 16 * 1024
+    processing: ProcessingConfig | None = None  # the driver's processing (None: lines as they are)
 
 
 @dataclass
@@ -64,13 +81,21 @@ class _InFlight:
     checkpoint: Checkpoint  # where the driver is once the whole batch is delivered
     first_line: int  # the number of its first line
     restart: Checkpoint  # a clean restart point before its first line: part of it delivered resumes there
+    source_lines: int = 0  # the stream's lines it completes
+    processed: Processed | None = None  # processing made it: where each of its records ends
 
 
 class DiskBuffer:
     """One disk-buffered driver of one container."""
 
     def __init__(
-        self, container: str, spool: Spool, driver: LogDriver, stats: DriverStats, config: BufferConfig
+        self,
+        container: str,
+        spool: Spool,
+        driver: LogDriver,
+        stats: DriverStats,
+        config: BufferConfig,
+        processing_stats: ProcessingStats | None = None,
     ) -> None:
         self.container = container
         self.spool = spool
@@ -80,6 +105,9 @@ class DiskBuffer:
         self.config = config
         self.ledger: Ledger = spool.ledger(driver.name)
         self.cursors: dict[str, StreamCursor] = {}
+        self.processors: dict[str, StreamProcessor] = {}
+        # The container's counters when this is its own driver's buffer; other readers count for nobody.
+        self.processing_stats = processing_stats if processing_stats is not None else ProcessingStats()
         self._resumed: dict[str, int] = {}
         self._in_hand: dict[str, int] = {}  # the size of the read being handed to the driver, by stream
         # A read in hand counts against the budget: a small budget reads less at a time.
@@ -134,7 +162,18 @@ class DiskBuffer:
             point = self.ledger.checkpoint(stream)
             self._resumed[stream] = point.delivered  # lines the driver had before a restart: not sent again
             cursor = self.cursors[stream] = StreamCursor(self.spool.streams[stream], point, self.config.max_line)
+            self._process_from(stream, point)
         return cursor
+
+    def _process_from(self, stream: str, point: Checkpoint) -> None:
+        if self.config.processing is not None:
+            self.processors[stream] = StreamProcessor(
+                self.config.processing, stream, self.config.max_line, self.processing_stats, point
+            )
+
+    def _deadline(self) -> int:
+        """When an open multiline event is due if no more lines come (wall clock, ns); 0: none."""
+        return min((d for d in (p.deadline() for p in self.processors.values()) if d), default=0)
 
     def _next(self) -> StreamCursor | None:
         """The stream whose next bytes were read from the container first."""
@@ -152,7 +191,10 @@ class DiskBuffer:
                 if cursor is None:
                     if self._input_over():
                         break
-                    await self.spool.wait_arrival()
+                    deadline = self._deadline()
+                    await _wait_until(self.spool.wait_arrival(), deadline)
+                    if 0 < deadline <= time.time_ns() and self._next() is None:  # see processing.events
+                        await self._flush_processing(end_of_run=False)
                     continue
                 if self._make_way is not None:
                     await self._make_way(MAKE_WAY_S)
@@ -164,8 +206,13 @@ class DiskBuffer:
                 self._in_hand[cursor.stream] = cursor.offset - start
                 for batch, first_line, checkpoint in read[1]:
                     await self._hand(batch, first_line, checkpoint, restart)
+                processor = self.processors.get(cursor.stream)
+                if not read[0] and processor is not None:  # a run ended: nothing is held past it
+                    for processed in processor.end_run():
+                        await self._hand_processed(processed)
                 del self._in_hand[cursor.stream]
                 self.spool.trim(cursor.stream)
+            await self._flush_processing(end_of_run=True)
             if isinstance(self.driver, Flushes):
                 self.driver.flush_soon()  # nothing more will come: no batch to fill
             while self._inflight:  # everything read: until the backend has confirmed it
@@ -179,6 +226,19 @@ class DiskBuffer:
                 self.done.set()
                 self._progress.set()
 
+    async def _flush_processing(self, end_of_run: bool) -> None:
+        """The open events that are due (all of them at the end): handed on."""
+        now = time.time_ns()
+        for processor in list(self.processors.values()):
+            if end_of_run:
+                results = processor.end_run()
+            elif 0 < processor.deadline() <= now:
+                results = processor.flush()
+            else:
+                continue
+            for processed in results:
+                await self._hand_processed(processed)
+
     async def _hand(self, batch: Batch, first_line: int, checkpoint: Checkpoint, restart: Checkpoint) -> None:
         done = self._resumed.get(batch.stream, 0)
         if checkpoint.delivered <= done:
@@ -186,7 +246,12 @@ class DiskBuffer:
         if first_line < done:
             batch = batch.take(done - first_line)[1]
             first_line = done
-        self._inflight.append(_InFlight(len(batch), batch.stream, checkpoint, first_line, restart))
+        processor = self.processors.get(batch.stream)
+        if processor is not None:
+            for processed in processor.feed(batch, first_line, checkpoint):
+                await self._hand_processed(processed)
+            return
+        self._inflight.append(_InFlight(len(batch), batch.stream, checkpoint, first_line, restart, len(batch)))
         try:
             await self.driver.log(batch)
         except asyncio.CancelledError:
@@ -196,6 +261,33 @@ class DiskBuffer:
             self._confirmed(len(batch))
             return
         self.stats.record_written(len(batch), batch.nbytes)
+        if not self._confirms:
+            self._confirmed(len(batch))
+
+    async def _hand_processed(self, processed: Processed) -> None:
+        batch = processed.batch
+        entry = _InFlight(
+            len(batch),
+            batch.stream,
+            processed.checkpoint,
+            processed.first_line,
+            processed.restart,
+            processed.lines,
+            processed,
+        )
+        self._inflight.append(entry)
+        if not len(batch):  # filtered lines, or lines held: only progress
+            self._confirmed(0)
+            return
+        try:
+            await self.driver.log(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self.stats.record_failed(processed.lines, f"{type(err).__name__}: {err}")
+            self._confirmed(len(batch))
+            return
+        self.stats.record_written(processed.lines, batch.nbytes)
         if not self._confirms:
             self._confirmed(len(batch))
 
@@ -216,7 +308,10 @@ class DiskBuffer:
             self._unmatched = 0
         elif self._unmatched:  # part of a batch delivered: a restart skips that part
             head = self._inflight[0]
-            reached[head.stream] = Checkpoint(head.restart.offset, head.restart.line, head.first_line + self._unmatched)
+            delivered = head.first_line + self._unmatched
+            if head.processed is not None:
+                delivered = head.processed.delivered_after(self._unmatched)
+            reached[head.stream] = Checkpoint(head.restart.offset, head.restart.line, delivered)
         moved = False
         for stream, checkpoint in reached.items():
             # Never back: a batch read before a full disk let go of the spool under it restarts earlier.
@@ -264,12 +359,21 @@ class DiskBuffer:
             target = cursor.line_boundary(cursor.offset + want)
             if target <= cursor.offset:
                 return  # one line longer than everything buffered: nothing to cut at
+            held = self._held_lines(cursor.stream)  # an open event's lines go with them: counted too
             lines, given = cursor.skip_to(target)
             want -= given
-            self.stats.lines_dropped += lines
+            self.stats.lines_dropped += lines + held
+            if held or cursor.stream in self.processors:
+                self._process_from(cursor.stream, cursor.checkpoint)
             self._inflight.append(_InFlight(0, cursor.stream, cursor.checkpoint, cursor.lines, cursor.checkpoint))
             self._confirmed(0)
             self.spool.trim(cursor.stream)
+
+    def _held_lines(self, stream: str) -> int:
+        """Lines processing holds for `stream` (an open event, a long line): read, not handed on."""
+        processor = self.processors.get(stream)
+        held = processor.held() if processor is not None else None
+        return self.cursors[stream].lines - held[1] if held is not None else 0
 
     def release_disk(self, nbytes: int) -> bool:
         """Non-blocking mode on a full disk: as a used-up budget, give up the oldest lines not yet taken, and
@@ -372,10 +476,10 @@ class DiskBuffer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        left = sum(entry.lines for entry in self._inflight) - self._unmatched
+        left = sum(entry.source_lines for entry in self._inflight) - self._unmatched
         for name in list(self.spool.streams):
             cursor = self._cursor(name)
-            left += cursor.count_lines(cursor.spooled.end)
+            left += cursor.count_lines(cursor.spooled.end) + self._held_lines(name)
             cursor.close()
         self.stats.record_failed(left, reason)
         with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 STDOUT = "stdout"
 STDERR = "stderr"
@@ -61,7 +62,7 @@ class Batch:
     changed afterwards; one made from a list may be (the copier appends pieces of long lines).
     """
 
-    __slots__ = ("_count", "_lines", "_text", "nbytes", "partials", "stream", "timestamp_ns")
+    __slots__ = ("_count", "_lines", "_text", "fields", "nbytes", "partials", "stream", "timestamp_ns")
 
     def __init__(
         self,
@@ -75,6 +76,9 @@ class Batch:
         self.timestamp_ns = timestamp_ns
         self.partials: dict[int, PartialMeta] = {} if partials is None else partials
         self.nbytes = sum(map(len, lines)) if nbytes < 0 else nbytes
+        # parse=json (logship.pipeline.processing): each line's fields, None for a line that was not a JSON
+        # object; None when no line of the batch was.
+        self.fields: list[dict[str, Any] | None] | None = None
         self._lines: list[bytes] | None = lines
         self._text: bytes | None = None
         self._count = 0
@@ -123,4 +127,6 @@ class Batch:
         lines = self.lines
         head = Batch(self.stream, self.timestamp_ns, lines[:count], head_partials)
         rest = Batch(self.stream, self.timestamp_ns, lines[count:], rest_partials)
+        if self.fields is not None:
+            head.fields, rest.fields = self.fields[:count], self.fields[count:]
         return head, rest

@@ -93,8 +93,9 @@ class _Channel:
         self._given_up = ""
 
     def offer(self, batch: Batch) -> None:
-        """Non-blocking: take what fits, count the rest as dropped."""
-        if self._fits(batch.nbytes):
+        """Non-blocking: take what fits, count the rest as dropped (a batch without lines always fits: a
+        processing flush, see logship.pipeline.processing.instep)."""
+        if self._fits(batch.nbytes) or not len(batch):
             self._enqueue(batch)
             return
         head = _fitting_head(batch, self.limit - self.queued_bytes)  # the queue is not empty: _fits

@@ -93,11 +93,49 @@ class DriverStats:
 
 
 @dataclass
+class ProcessingStats:
+    """What the container's processing did (`logship.pipeline.processing`), as its own driver's reader saw
+    it (the other readers process the same lines alike and do not count again)."""
+
+    events_joined: int = 0  # multiline events of more than one line
+    lines_joined: int = 0  # the lines in them
+    events_capped: int = 0  # events ended by multiline-max-bytes
+    lines_parsed: int = 0  # parse=json: records that were a JSON object
+    lines_not_parsed: int = 0  # ... that were not (passed unchanged)
+    matches_redacted: int = 0
+    lines_filtered: int = 0  # dropped by drop/keep
+
+    def to_api(self) -> dict[str, int]:
+        return {
+            "EventsJoined": self.events_joined,
+            "LinesJoined": self.lines_joined,
+            "EventsCapped": self.events_capped,
+            "LinesParsed": self.lines_parsed,
+            "LinesNotParsed": self.lines_not_parsed,
+            "MatchesRedacted": self.matches_redacted,
+            "LinesFiltered": self.lines_filtered,
+        }
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ProcessingStats:
+        return cls(
+            data.get("EventsJoined", 0),
+            data.get("LinesJoined", 0),
+            data.get("EventsCapped", 0),
+            data.get("LinesParsed", 0),
+            data.get("LinesNotParsed", 0),
+            data.get("MatchesRedacted", 0),
+            data.get("LinesFiltered", 0),
+        )
+
+
+@dataclass
 class LogStats:
     lines_read: int = 0
     bytes_read: int = 0
     partial_messages: int = 0
     drivers: list[DriverStats] = field(default_factory=list)
+    processing: ProcessingStats | None = None  # set when the container has processing options
 
     @property
     def lines_dropped(self) -> int:
@@ -119,12 +157,15 @@ class LogStats:
             "PartialMessages": self.partial_messages,
             "LinesDropped": self.lines_dropped,
             "Drivers": [d.to_api() for d in self.drivers],
+            "Processing": self.processing.to_api() if self.processing is not None else None,
         }
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> LogStats:
         """Counters survive daemon restarts through the container's state file."""
         stats = cls(data.get("LinesRead", 0), data.get("BytesRead", 0), data.get("PartialMessages", 0))
+        if data.get("Processing"):
+            stats.processing = ProcessingStats.from_api(data["Processing"])
         for d in data.get("Drivers") or []:
             stats.drivers.append(
                 DriverStats(
