@@ -159,9 +159,7 @@ def validate(driver: str, opts: Mapping[str, str]) -> None:
 
     cache.validate(opts)
     factory = registry.get(driver)
-    processing.validate(
-        driver, opts, processing.has_fields(factory), processing.line_records_of(driver, factory)
-    )
+    processing.validate(driver, opts, processing.has_fields(factory), processing.line_records_of(driver, factory))
     try:
         factory.validate_options({k: v for k, v in opts.items() if k not in COMMON_OPTIONS})
     except LogshipError:

@@ -26,7 +26,7 @@ from logship.pipeline.processing.jsonparse import MAX_DEPTH, flatten, parse
 from logship.pipeline.processing.lines import HOLD
 from logship.pipeline.processing.stream import Processed, StreamProcessor
 from logship.pipeline.splitter import LineSplitter
-from logship.pipeline.spool import Spool
+from logship.pipeline.spool import MARK_FLUSH, MARK_RESUME, Spool
 from logship.pipeline.stats import ProcessingStats
 from tests.traces import go_trace, java_trace, python_traceback
 
@@ -413,6 +413,28 @@ def test_a_reader_resumed_from_any_checkpoint_it_saved_loses_and_repeats_nothing
                 after = records_of(read_spool(spool, settings, point, 64 << 10))
                 assert delivered + records_of([item])[:part] + after == expected, index
             delivered += records_of([item])
+        spool.close()
+
+    asyncio.run(main())
+
+
+def test_marks_in_the_spool_end_events_for_every_reader_and_a_restart_gap_ends_none(tmp_path: Path) -> None:
+    """A flush recorded by one reader (FLUSH) ends the event there for all; lines a restarted daemon read late
+    (RESUME) are not cut from their event by that gap."""
+
+    async def main() -> None:
+        spool = Spool.fresh(tmp_path, blocking=True)
+        spool.start_run(["stdout"])
+        stream = spool.stream("stdout")
+        stream.append(b"Exception: one\n\tat a\n", T0)
+        stream.add_mark(MARK_FLUSH)  # a reader found nothing more by the deadline, and flushed
+        stream.append(b"\tat b\nException: two\n\tat c\n", T0 + SECOND // 10)
+        stream.add_mark(MARK_RESUME)  # the daemon was killed; its successor reads what waited in the pipe
+        stream.append(b"\tat d\n", T0 + 9 * SECOND)
+        stream.end_run()
+        for limit in (1 << 20, 3):
+            got = lines_of(records_of(read_spool(spool, config("java"), Checkpoint(), limit)))
+            assert got == [b"Exception: one\n\tat a", b"\tat b", b"Exception: two\n\tat c\n\tat d"], limit
         spool.close()
 
     asyncio.run(main())

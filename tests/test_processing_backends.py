@@ -4,13 +4,16 @@ folder is absent), LocalStack, journald and json-file on disk."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import FluentdFactory
-from tests.harness import Daemon, run_with_awslogs, run_with_fluentd
+from tests.harness import Daemon, run_with_fluentd
 from tests.journal import Journald, entries, message_bytes
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 from tests.traces import PRINT_TRACE, TRACES
@@ -112,3 +115,203 @@ def test_each_trace_arrives_in_the_journal_as_one_entry(daemon: Daemon, journald
         assert stdout == expected_stdout(preset), preset
         # `logs` reads the journal back: the event's lines, as the container printed them
         assert daemon.cli("logs", container_id).err == "\n".join(expected_stderr(preset)) + "\n"
+
+
+def json_records(path: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_json_file_keeps_a_record_per_line_unless_asked_for_a_record_per_event(daemon: Daemon) -> None:
+    java = TRACES["java"]()
+    lines = daemon.ok(
+        "run", "-d", "--log-opt", "redact=order \\d+", "-e", f"TRACE={java}", "busybox", "sh", "-c", PRINT_TRACE
+    ).strip()
+    events = daemon.ok(
+        "run",
+        "-d",
+        "--log-opt",
+        "multiline=java",
+        "--log-opt",
+        "multiline-files=events",
+        "-e",
+        f"TRACE={java}",
+        "busybox",
+        "sh",
+        "-c",
+        PRINT_TRACE,
+    ).strip()
+    for container_id in (lines, events):
+        daemon.ok("wait", container_id)
+    redacted = java.replace("order 42", "[REDACTED]")
+    per_line = [r["log"] for r in json_records(daemon.inspect(lines)["LogPath"]) if r["stream"] == "stderr"]
+    assert per_line == [f"{line}\n" for line in ["starting", *redacted.split("\n"), "after the trace"]]
+    per_event = [r["log"] for r in json_records(daemon.inspect(events)["LogPath"]) if r["stream"] == "stderr"]
+    assert per_event == ["starting\n", f"{java}\n", "after the trace\n"]
+    # `logs` prints what the container printed either way; with timestamps, one per record
+    assert daemon.cli("logs", events).err == "\n".join(expected_stderr("java")) + "\n"
+    stamped = daemon.cli("logs", "-t", events).err.splitlines()
+    assert sum(1 for line in stamped if line[:4].isdigit()) == 3
+
+
+def test_the_dual_logging_cache_keeps_lines_while_fluentd_gets_events(
+    daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
+    fluentd = fluentd_factory()
+    container_id = run_with_fluentd(
+        daemon,
+        fluentd.address,
+        "-e",
+        f"TRACE={TRACES['go']()}",
+        "busybox",
+        "sh",
+        "-c",
+        PRINT_TRACE,
+        opts=("multiline=go", "tag={{.ID}}"),
+    )
+    daemon.ok("wait", container_id)
+    fluentd.wait_for(len(expected_stderr("go")) + len(expected_stdout("go")), timeout=30)
+    stamped = daemon.cli("logs", "-t", container_id).err.splitlines()
+    assert len(stamped) == len(TRACES["go"]().split("\n")) + 2 and all(line[:4].isdigit() for line in stamped)
+
+
+JSON_LINES = [
+    '{"level":"info","msg":"served","http":{"status":200,"path":"/orders"},"ms":12.5,"ok":true,"tags":["a","b"]}',
+    '{"level":"warn","msg":"broken", ',
+    "plain text line",
+    '{"blob":"' + "x" * 40000 + '","level":"debug"}',
+    '{"source":"app","container_id":"not mine"}',
+]
+
+
+def test_parse_json_gives_fluentd_record_keys_and_journald_fields(
+    daemon: Daemon, fluentd_factory: FluentdFactory, journald: Journald
+) -> None:
+    fluentd = fluentd_factory()
+    script = 'printf "%s\\n" "$L0" "$L1" "$L2" "$L3" "$L4"'
+    env = [item for n, line in enumerate(JSON_LINES) for item in ("-e", f"L{n}={line}")]
+    to_fluentd = run_with_fluentd(daemon, fluentd.address, *env, "busybox", "sh", "-c", script, opts=("parse=json",))
+    to_journal = daemon.ok(
+        "run", "-d", "--log-driver", "journald", "--log-opt", "parse=json", *env, "busybox", "sh", "-c", script
+    ).strip()
+    for container_id in (to_fluentd, to_journal):
+        daemon.ok("wait", container_id)
+    records = [event.record for event in fluentd.wait_for(len(JSON_LINES), timeout=30)]
+    assert records[0]["http"] == {"status": 200, "path": "/orders"} and records[0]["ms"] == 12.5
+    assert records[0]["ok"] is True and records[0]["tags"] == ["a", "b"] and "log" not in records[0]
+    assert records[1]["log"] == JSON_LINES[1] and records[2]["log"] == JSON_LINES[2]  # not JSON: unchanged
+    assert records[3]["blob"] == "x" * 40000 and records[3]["level"] == "debug"  # 40 KB, put together first
+    assert records[4]["json_source"] == "app" and records[4]["json_container_id"] == "not mine"
+    assert records[4]["source"] == "stdout" and records[4]["container_id"] == to_fluentd
+    found = entries(f"CONTAINER_ID_FULL={to_journal}", count=len(JSON_LINES))
+    assert found[0]["HTTP_STATUS"] == "200" and found[0]["HTTP_PATH"] == "/orders" and found[0]["TAGS"] == '["a","b"]'
+    assert found[0]["LEVEL"] == "info" and message_bytes(found[0]).decode() == JSON_LINES[0]
+    assert "LEVEL" not in found[1] and found[4]["SOURCE"] == "app"
+    assert daemon.inspect(to_fluentd)["LogStats"]["Processing"]["LinesParsed"] == 3
+    assert daemon.inspect(to_journal)["LogStats"]["Processing"]["LinesNotParsed"] == 2
+
+
+SECRET = "hunter2-s3cr3t"
+
+
+def test_secrets_never_reach_a_file_or_a_backend_and_every_match_and_filtered_line_is_counted(
+    daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
+    fluentd = fluentd_factory()
+    # 20 lines with a secret, 10 debug lines, and a 40 KB line whose secret straddles the 16 KiB cut
+    # (the secret is put together at run time: the command, in the container's config, never holds it)
+    script = (
+        's=hunter2; s="$s-s3cr3t"; '
+        'i=0; while [ $i -lt 20 ]; do echo "login user=$i password=$s"; echo "DEBUG $i" ; '
+        '[ $((i % 2)) -eq 0 ] && echo "DEBUG again $i" >&2; i=$((i+1)); done; '
+        'head -c 16380 /dev/zero | tr "\\0" a; printf "password=$s "; head -c 24000 /dev/zero | tr "\\0" b; echo'
+    )
+    opts = ("redact=password=\\S+", "drop=^DEBUG")
+    on_disk = daemon.ok("run", "-d", *(f"--log-opt={opt}" for opt in opts), "busybox", "sh", "-c", script).strip()
+    shipped = run_with_fluentd(daemon, fluentd.address, "busybox", "sh", "-c", script, opts=opts)
+    for container_id in (on_disk, shipped):
+        daemon.ok("wait", container_id)
+    records = [event.record["log"] for event in fluentd.wait_for(21 + 2, timeout=30)]  # the long line: 3 pieces
+    assert not any(SECRET in record for record in records) and "".join(records).count("[REDACTED]") == 21
+    assert [json.loads(line)["log"] for line in Path(daemon.inspect(on_disk)["LogPath"]).read_text().splitlines()][
+        :2
+    ] == [
+        "login user=0 [REDACTED]\n",
+        "login user=1 [REDACTED]\n",
+    ]
+    for container_id in (on_disk, shipped):
+        directory = daemon.data_root / "containers" / container_id
+        leaked = [str(path) for path in directory.rglob("*") if path.is_file() and SECRET.encode() in path.read_bytes()]
+        assert leaked == []  # json-file, the cache, and the spool (gone once every driver has its lines)
+        stats = daemon.inspect(container_id)["LogStats"]
+        assert stats["Processing"]["MatchesRedacted"] == 21 and stats["Processing"]["LinesFiltered"] == 30
+    table = daemon.ok("stats", "--no-stream", "--logging", shipped[:12])
+    assert "redacted 21, filtered 30" in table
+    _, _, metrics = daemon.api("GET", "/metrics")
+    assert f'logship_log_matches_redacted_total{{container_id="{shipped}"'.encode() in metrics
+    assert any(
+        line.startswith(b"logship_log_lines_filtered_total") and shipped.encode() in line and line.endswith(b" 30.0")
+        for line in metrics.splitlines()
+    )
+
+
+TRACE_COUNT = 40_000
+NUMBERED_TRACES = (  # a few seconds' worth: it pauses 50 ms every 500 traces
+    f"i=1; while [ $i -le {TRACE_COUNT} ]; do "
+    'echo "Exception in thread \\"main\\" java.lang.IllegalStateException: n=$i"; '
+    'echo "\tat a.B.c(B.java:1)"; echo "\tat a.B.d(B.java:2)"; echo "\t... 3 more"; '
+    "[ $((i % 500)) -eq 0 ] && usleep 50000; i=$((i+1)); done"
+)
+FRAMES = "\n\tat a.B.c(B.java:1)\n\tat a.B.d(B.java:2)\n\t... 3 more"
+
+
+def numbered_trace(n: int) -> str:
+    return f'Exception in thread "main" java.lang.IllegalStateException: n={n}{FRAMES}'
+
+
+def test_daemon_kills_mid_event_lose_no_event_nor_split_one(
+    new_daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
+    """kill -9 while traces stream: json-file (a record per event) has each exactly once, fluentd (disk
+    buffer, at least once) has each whole, none cut in two by the restart."""
+    fluentd = fluentd_factory()
+    new_daemon.start()
+    new_daemon.import_busybox()
+    in_file = new_daemon.ok(
+        "run",
+        "-d",
+        "--log-opt",
+        "multiline=java",
+        "--log-opt",
+        "multiline-files=events",
+        "busybox",
+        "sh",
+        "-c",
+        NUMBERED_TRACES,
+    ).strip()
+    shipped = run_with_fluentd(
+        new_daemon,
+        fluentd.address,
+        "busybox",
+        "sh",
+        "-c",
+        NUMBERED_TRACES,
+        opts=("multiline=java", "fluentd-request-ack=true"),
+    )
+    log_path = Path(new_daemon.inspect(in_file)["LogPath"])
+    for _ in range(2):
+        size = log_path.stat().st_size if log_path.exists() else 0
+        deadline = time.monotonic() + 30
+        while (log_path.stat().st_size if log_path.exists() else 0) <= size + 100_000:
+            assert time.monotonic() < deadline, f"{log_path} stays at {size} bytes"
+            time.sleep(0.01)
+        assert new_daemon.inspect(in_file)["State"]["Running"], "the container should still be writing"
+        new_daemon.kill9()
+        new_daemon.start()
+    for container_id in (in_file, shipped):
+        assert new_daemon.ok("wait", container_id, timeout=300).strip() == "0"
+    want = [numbered_trace(n) for n in range(1, TRACE_COUNT + 1)]
+    assert [record["log"] for record in json_records(str(log_path))] == [f"{trace}\n" for trace in want]
+    fluentd.wait_until(lambda: len(set(fluentd.values("log"))) >= TRACE_COUNT, timeout=120, what="every event")
+    got = fluentd.values("log")
+    assert set(got) == set(want)  # whole events only, every one of them (some twice: at least once)
+    assert list(dict.fromkeys(got)) == want  # in order

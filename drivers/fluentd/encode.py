@@ -117,7 +117,6 @@ class RecordEncoder:
             parts.append(line)
         return b"".join(parts)
 
-
     def _with_fields(self, batch: Batch, head: bytes, before: bytes) -> bytes:
         """Records of parsed lines (see the module docstring); the others as usual."""
         assert batch.fields is not None

@@ -39,7 +39,7 @@ from logship.pipeline.processing.instep import DriverProcessing, Flusher, Proces
 from logship.pipeline.router import Router
 from logship.pipeline.splicer import Splicer
 from logship.pipeline.splitter import LineSplitter
-from logship.pipeline.spool import Spool
+from logship.pipeline.spool import MARK_FLUSH, MARK_RESUME, Spool
 from logship.pipeline.stats import LogStats, ProcessingStats
 
 log = logging.getLogger("logship.containers")
@@ -133,10 +133,16 @@ class Output:
         active = [own for own in each or [] if own is not None]
         if active:
             sink = self.in_step.tokens(self.router.deliver) if self.in_step is not None else self.router.deliver
-            self.flusher = Flusher(active, sink)
+            self.flusher = Flusher(active, sink, self._mark_flush if self.spool is not None else None)
+        # A restarted daemon marks where it begins reading: what waited in the pipe is read late.
+        self._mark_resume = restored and processing is not None and processing.joins
         for buffer in self.buffers:
             budget.register(buffer)
             buffer.start(after)
+
+    def _mark_flush(self, stream: str) -> None:
+        assert self.spool is not None
+        self.spool.stream(stream).add_mark(MARK_FLUSH)
 
     def _processing(
         self, view: ProcessingConfig | None, max_line: int, counters: ProcessingStats, name: str
@@ -184,6 +190,12 @@ class Output:
             ]
         in_step.save_progress()  # a restart policy's next run resumes from the saved points
         spool.start_run(stream for _, stream in streams)
+        if self._mark_resume:
+            self._mark_resume = False
+            for _, stream in streams:
+                spooled = spool.stream(stream)
+                if spooled.end:  # from where the previous daemon's read times end: the rest is read late too
+                    spooled.add_mark(MARK_RESUME, spooled.recorded_end())
         cursors = [StreamCursor(spool.stream(s), spool.restart_point(s), max_line) for _, s in streams]
         copier = SpooledCopy(spool, cursors, in_step.to(self.router.deliver), publish, self.flusher)
         for buffer in self.buffers:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -60,6 +60,7 @@ class StreamCursor:
         self.clean_line = point.line  # lines produced before `clean`
         self.stamp = 0  # the time of the last read split
         self._next_end = bisect_right(spooled.ends, point.offset)  # run ends at or before the start are past
+        self._mark = 0  # processing marks (spool.MARK_*) at the start of the read: given to its first batch
         self._fd = -1
         self._fd_start = -1
 
@@ -105,8 +106,18 @@ class StreamCursor:
         stop = min(region_end, self.offset + limit)
         if run_end > self.offset:
             stop = min(stop, run_end)
+        if self.spooled.marks:  # multiline processing: a read never spans a mark, and its batches carry it
+            stop = self._at_mark(stop)
         chunk = self._pread(stop - self.offset)
         return chunk, self._split(chunk, stamp)
+
+    def _at_mark(self, stop: int) -> int:
+        marks = self.spooled.marks
+        index = bisect_left(marks, (self.offset, 0))
+        if index < len(marks) and marks[index][0] == self.offset:
+            self._mark |= marks[index][1]
+            index += 1
+        return min(stop, marks[index][0]) if index < len(marks) else stop
 
     def skip_to(self, offset: int) -> tuple[int, int]:
         """Give up the bytes before `offset`, which must be a clean restart point (just after a newline):
@@ -180,6 +191,9 @@ class StreamCursor:
             produced = self.lines + sum(len(batch) for batch in batches)
             self.clean = self.offset + newline + 1
             self.clean_line = produced - (end - self.clean) // self.splitter.max_line
+        if self._mark and batches:
+            batches[0].marks = self._mark
+            self._mark = 0
         out = []
         for index, batch in enumerate(batches):
             first, self.lines = self.lines, self.lines + len(batch)
@@ -191,7 +205,11 @@ class StreamCursor:
     def _finish(self) -> list[Delivery]:
         """A run ended here: what is left without a newline goes out as a non-last piece, as Docker does."""
         out = []
-        for batch in self.splitter.finish(self.stamp or time.time_ns()):
+        batches = self.splitter.finish(self.stamp or time.time_ns())
+        if self._mark and batches:
+            batches[0].marks = self._mark
+        self._mark = 0
+        for batch in batches:
             first, self.lines = self.lines, self.lines + len(batch)
             out.append(Delivery(batch, first, Checkpoint(self.offset, self.lines, self.lines)))
         self.clean, self.clean_line = self.offset, self.lines

@@ -41,7 +41,7 @@ from logship.pipeline.ledger import Checkpoint, Ledger
 from logship.pipeline.message import Batch
 from logship.pipeline.processing.config import ProcessingConfig
 from logship.pipeline.processing.stream import Processed, StreamProcessor
-from logship.pipeline.spool import READ_SIZE, Spool
+from logship.pipeline.spool import MARK_FLUSH, READ_SIZE, Spool
 from logship.pipeline.stats import DiskStats, DriverStats, ProcessingStats
 
 log = logging.getLogger("logship.diskbuffer")
@@ -124,6 +124,7 @@ class DiskBuffer:
         self.done = asyncio.Event()  # everything delivered (or given up) and the driver closed
         self.confirmed_lines = 0
         self._rate_mark = (time.monotonic(), 0)
+        self._started = time.time_ns()
         stats.disk = DiskStats(limit=config.limit)
         spool.keepers.append(self)
         self._task: asyncio.Task[None] | None = None
@@ -172,8 +173,12 @@ class DiskBuffer:
             )
 
     def _deadline(self) -> int:
-        """When an open multiline event is due if no more lines come (wall clock, ns); 0: none."""
-        return min((d for d in (p.deadline() for p in self.processors.values()) if d), default=0)
+        """When an open multiline event is due if no more lines come (wall clock, ns); 0: none. Never sooner
+        than a timeout after the buffer started: a restarted daemon first takes what waited in the pipe."""
+        deadline = min((d for d in (p.deadline() for p in self.processors.values()) if d), default=0)
+        if deadline and self.config.processing is not None:
+            deadline = max(deadline, self._started + self.config.processing.timeout_ns)
+        return deadline
 
     def _next(self) -> StreamCursor | None:
         """The stream whose next bytes were read from the container first."""
@@ -227,12 +232,14 @@ class DiskBuffer:
                 self._progress.set()
 
     async def _flush_processing(self, end_of_run: bool) -> None:
-        """The open events that are due (all of them at the end): handed on."""
+        """The open events that are due (all of them at the end): handed on. A flush is marked in the spool, so
+        every other reader ends the event there too."""
         now = time.time_ns()
-        for processor in list(self.processors.values()):
+        for name, processor in list(self.processors.items()):
             if end_of_run:
                 results = processor.end_run()
             elif 0 < processor.deadline() <= now:
+                self.spool.streams[name].add_mark(MARK_FLUSH)
                 results = processor.flush()
             else:
                 continue

@@ -62,7 +62,7 @@ class Batch:
     changed afterwards; one made from a list may be (the copier appends pieces of long lines).
     """
 
-    __slots__ = ("_count", "_lines", "_text", "fields", "nbytes", "partials", "stream", "timestamp_ns")
+    __slots__ = ("_count", "_lines", "_text", "fields", "marks", "nbytes", "partials", "stream", "timestamp_ns")
 
     def __init__(
         self,
@@ -79,6 +79,7 @@ class Batch:
         # parse=json (logship.pipeline.processing): each line's fields, None for a line that was not a JSON
         # object; None when no line of the batch was.
         self.fields: list[dict[str, Any] | None] | None = None
+        self.marks = 0  # processing marks of the spool before its first line (see logship.pipeline.spool)
         self._lines: list[bytes] | None = lines
         self._text: bytes | None = None
         self._count = 0
@@ -129,4 +130,5 @@ class Batch:
         rest = Batch(self.stream, self.timestamp_ns, lines[count:], rest_partials)
         if self.fields is not None:
             head.fields, rest.fields = self.fields[:count], self.fields[count:]
+        head.marks = self.marks
         return head, rest

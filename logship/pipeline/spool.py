@@ -16,6 +16,11 @@ driver whose backend is away reads it later at its own pace, with the times it w
   Bytes a kill left without a record get the time they are read again.
 - The end of each run of the container (EOF on the FIFO) is recorded too (`<stream>.ends`), so a reader
   that reads across runs ends a run's last line without a newline there, as the copier did.
+- Multiline processing records two more kinds of place (`<stream>.marks`), so that every reader, an hour
+  later or after a restart, ends events where the first one did: where a reader flushed an open event
+  because no more lines came (FLUSH), and where a restarted daemon began reading (RESUME, at the end of the
+  bytes whose read time was recorded: lines that waited in the pipe, or whose time a kill left unrecorded,
+  are read late, and that gap says nothing about the container's timing).
 - Ledgers (`logship.pipeline.ledger`) beside the segments record each driver's progress. The copier
   resumes from the in-step ledgers (`resume_from`); a segment is deleted once every ledger and every disk
   buffer is past it, so the spool holds about one read and the queues' worth of data, plus what a
@@ -50,6 +55,10 @@ LEDGER_PREFIX = "ledger-"
 TIMES_SUFFIX = ".times"
 ENDS_SUFFIX = ".ends"
 ENDS_ROOM = 4096  # bytes set aside for run ends when the first is recorded (512 runs)
+MARKS_SUFFIX = ".marks"
+MARK_FLUSH = 1  # an event was flushed here by the wall clock: the next line starts a new one
+MARK_RESUME = 2  # a restarted daemon began reading here: no timeout is judged across it
+_MARK = struct.Struct("<qq")  # offset + 1, kind
 MARK = struct.Struct("<qq")  # stream offset the read's bytes end at, time (ns) just before the read
 MARK_GRANULARITY_NS = 1_000_000  # reads closer together than this share one record (and one time)
 _CACHED_TIMES = 8  # segments whose read times a spool keeps in memory besides the one being written
@@ -133,6 +142,7 @@ class StreamSpool:
         self._segments = self._find_segments()  # first offsets, ascending
         self.end = self._current_end()  # bytes spooled so far (stream offset)
         self.ends = self._read_ends()  # offsets at which a run of the container ended
+        self.marks = self._read_marks()  # (offset, kind) recorded for multiline processing, ascending
         self.lines = 0  # lines the copier has made of it (disk buffers count theirs against it)
         self._out_fd = -1
         self._out_start = -1
@@ -173,6 +183,38 @@ class StreamSpool:
                 break
             ends.append(value - 1)
         return ends
+
+    def _read_marks(self) -> list[tuple[int, int]]:
+        try:
+            raw = (self.directory / f"{self.stream}{MARKS_SUFFIX}").read_bytes()
+        except FileNotFoundError:
+            return []
+        marks = []
+        for offset, kind in _MARK.iter_unpack(raw[: len(raw) - len(raw) % _MARK.size]):
+            if offset <= 0:
+                break
+            marks.append((offset - 1, kind))
+        return marks
+
+    def add_mark(self, kind: int, at: int = -1) -> None:
+        """Record a processing mark where the spool ends now, or at `at` (see the module docstring); once per
+        place, never before an earlier mark."""
+        at = self.end if at < 0 else at
+        if self.marks and self.marks[-1][0] >= at:
+            at = self.marks[-1][0]
+            if self.marks[-1][1] & kind:
+                return
+            kind |= self.marks.pop()[1]
+        self.marks.append((at, kind))
+        path = self.directory / f"{self.stream}{MARKS_SUFFIX}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.pwrite(fd, _MARK.pack(at + 1, kind), (len(self.marks) - 1) * _MARK.size)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            log.error("cannot record a multiline mark in %s: %s", self.directory, err)
 
     def _writable_segment(self) -> tuple[int, int]:
         """(fd, room) of the segment that takes the next bytes, starting a new one at the size limit."""
@@ -230,6 +272,15 @@ class StreamSpool:
         self.end += count
         self._times[self._out_start].add(self.end, stamp, may_extend=self.spool.last_marked is self)
         self.spool.last_marked = self
+
+    def recorded_end(self) -> int:
+        """Where the bytes whose read time was recorded end: a kill can leave the last ones without (they get
+        the time they are read again)."""
+        if not self._segments:
+            return 0
+        start = self._segments[-1]
+        times = self._times.get(start) or Times(Path(f"{self.segment_path(start)}{TIMES_SUFFIX}"), writable=False)
+        return times.ends[-1] if times.ends else start
 
     def ends_line(self) -> bool:
         """Whether what is spooled ends with a newline (or nothing is spooled)."""
@@ -294,7 +345,20 @@ class StreamSpool:
                 times.close()
             path = self.segment_path(start)
             asyncio.get_running_loop().run_in_executor(None, _unlink_quietly, path, Path(f"{path}{TIMES_SUFFIX}"))
+        if freed and self.marks and self.marks[0][0] < self.first_offset:
+            self._forget_marks_before(self.first_offset)
         return freed
+
+    def _forget_marks_before(self, offset: int) -> None:
+        """Marks of bytes no longer spooled are of no use to any reader: the file is written anew without them."""
+        self.marks = [mark for mark in self.marks if mark[0] >= offset]
+        path = self.directory / f"{self.stream}{MARKS_SUFFIX}"
+        fresh = path.with_name(path.name + ".new")
+        try:
+            fresh.write_bytes(b"".join(_MARK.pack(at + 1, kind) for at, kind in self.marks))
+            os.replace(fresh, path)
+        except OSError as err:
+            log.error("cannot rewrite the multiline marks in %s: %s", self.directory, err)
 
     @property
     def first_offset(self) -> int:

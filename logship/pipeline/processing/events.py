@@ -6,7 +6,9 @@ An event is one record: its lines joined by newlines, stamped with its first lin
 - at a timeout: when its next line was read `multiline-timeout` or more after its last one (read times
   from the spool, so every reader judges alike, an hour later too), or, when no more lines come, once the
   wall clock is that far past its last line (`flush`, called by the reader only when it has nothing more
-  to read, so that any later line was read later still and a re-reader ends the event there too);
+  to read; it records a FLUSH mark where the spool ends, so every reader ends the event there too). Where
+  a restarted daemon began reading (a RESUME mark), the gap in read times is the daemon's, not the
+  container's: no timeout is judged across it;
 - at the size cap (`multiline-max-bytes`): a line that would take it past the cap starts the next event;
 - at the end of a run of the container.
 
@@ -31,6 +33,7 @@ from logship.pipeline.processing.config import ProcessingConfig
 from logship.pipeline.processing.jsonparse import Fields, parse
 from logship.pipeline.processing.lines import Records
 from logship.pipeline.processing.multiline import CONTINUE, MAYBE, Joiner, StartJoiner, joiner_for
+from logship.pipeline.spool import MARK_FLUSH, MARK_RESUME
 from logship.pipeline.stats import ProcessingStats
 
 
@@ -148,6 +151,7 @@ class EventStage:
         self._event: _Event | None = None
         self._maybe: list[tuple[bytes, int, int, int, Checkpoint]] = []  # (line, ts, first, end, restart)
         self._long: _Long | None = None
+        self._resumed = False  # the next line was read by a restarted daemon: no timeout before it
         self._out = _Out(stream, config.parse_json, config.max_bytes, stats)
 
     # -- what is held --
@@ -177,6 +181,15 @@ class EventStage:
                 self._text(text, len(batch), batch.timestamp_ns, first_line, restart)
             else:
                 self._list(records, first_line, restart)
+            self._resumed = False
+        return self._take()
+
+    def marked(self, marks: int) -> list[Emitted]:
+        """The spool's marks before the next lines (see logship.pipeline.spool)."""
+        if marks & MARK_RESUME:
+            self._resumed = True
+        if marks & MARK_FLUSH and self._long is None:
+            self._close(reset=True)
         return self._take()
 
     def flush(self, end_of_run: bool) -> list[Emitted]:
@@ -334,11 +347,12 @@ class EventStage:
             self._out.record(line, ts, end)
             return
         event = self._event
-        if event is not None:
+        if event is not None and not self._resumed:
             last = self._maybe[-1][1] if self._maybe else event.last_ts
             if ts - last >= self.timeout_ns:
                 self._close(reset=True)
                 event = None
+        self._resumed = False
         verdict = joiner.judge(line)
         if event is not None and verdict == MAYBE:
             self._maybe.append((line, ts, first, end, restart))

@@ -121,10 +121,18 @@ class Flusher:
     """The copier's `Idle` for in-step drivers with processing: wall-clock flushes and run ends, sent as
     `FlushBatch`es through `sink` (the router)."""
 
-    def __init__(self, processings: list[DriverProcessing], sink: Callable[[Batch], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        processings: list[DriverProcessing],
+        sink: Callable[[Batch], Awaitable[None]],
+        mark: Callable[[str], None] | None = None,
+    ) -> None:
         self.processings = processings
         self.sink = sink
+        self.mark = mark  # records a flush in the spool (none for a tty: nobody else reads it)
         self._sent = 0  # the time of the last flush sent
+        # Never sooner than a timeout after the start: a restarted daemon first takes what waited in the pipe.
+        self._not_before = time.time_ns() + processings[0].config.timeout_ns
         self._changed = asyncio.Event()
         for processing in processings:
             processing.wakes.append(self._changed.set)
@@ -133,6 +141,8 @@ class Flusher:
         """The earliest deadline not flushed yet (0: none): a flush was sent for the others, and the drivers
         tell (`wake`) when processing it, or later lines, moved their deadline."""
         deadline = min((d for d in (p.deadline() for p in self.processings) if d), default=0)
+        if deadline:
+            deadline = max(deadline, self._not_before)
         return deadline if deadline > self._sent else 0
 
     async def wait(self, arrival: Awaitable[None]) -> bool:
@@ -151,8 +161,15 @@ class Flusher:
     async def flush(self, now: int = 0) -> None:
         now = now or time.time_ns()
         self._sent = now
-        streams = {name for processing in self.processings for name in processing.streams}
-        for stream in sorted(streams):
+        due = {
+            name
+            for processing in self.processings
+            for name, processor in processing.streams.items()
+            if 0 < processor.deadline() <= now
+        }
+        for stream in sorted(due):
+            if self.mark is not None:
+                self.mark(stream)
             await self.sink(FlushBatch(stream, now, end_of_run=False))
 
     async def end_run(self, stream: str) -> None:

@@ -61,7 +61,8 @@ class StreamProcessor:
         self._last = checkpoint
         records = self.lines.apply(batch, first_line, restart) if self.lines is not None else Records(batch, None)
         if self.events is not None:
-            return self._package(self.events.apply(records, first_line, restart), first_line)
+            emitted = self.events.marked(batch.marks) if batch.marks else []
+            return self._package(emitted + self.events.apply(records, first_line, restart), first_line)
         if records.ends is None:  # every line went on (redacted, maybe): record i is line first_line + i
             return self._package([Emitted(records.batch, [])], first_line, identity=True)
         return self._package([Emitted(records.batch, records.ends)] if records.ends else [], first_line)
