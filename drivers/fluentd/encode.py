@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgpack
+import msgspec
 from fluent.sender import EventTime
 
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import Batch, PartialMeta
+from logship.pipeline.processing.jsonparse import packable
 
 BASE_KEYS = ("container_id", "container_name", "source", "log")
 _STR8 = tuple(bytes([0xA0 | n]) for n in range(32)) + tuple(b"\xd9" + bytes([n]) for n in range(32, 256))
@@ -46,8 +48,13 @@ def _str(text: str | bytes) -> bytes:
     return str_header(len(data)) + data
 
 
+_MAP_HEADERS = [bytes([0x80 | size]) for size in range(16)] + [b"\xde" + struct.pack(">H", n) for n in range(16, 256)]
+
+
 def _map_header(size: int) -> bytes:
-    return bytes([0x80 | size]) if size < 16 else b"\xde" + struct.pack(">H", size)
+    if size < 256:
+        return _MAP_HEADERS[size]
+    return b"\xde" + struct.pack(">H", size) if size < 65536 else b"\xdf" + struct.pack(">I", size)
 
 
 def event_time(timestamp_ns: int, sub_second: bool) -> bytes:
@@ -66,15 +73,13 @@ class RecordEncoder:
         self.sub_second = sub_second
         self.parse_key = parse_key
         extra = {k: v for k, v in attrs.items() if k not in BASE_KEYS}
-        # A parsed line's record: these first, then its keys.
-        self._fixed: dict[str, dict[str, Any]] = {
-            stream: {"container_id": info.full_id(), "container_name": info.container_name, "source": stream, **extra}
-            for stream in ("stdout", "stderr")
-        }
-        self._reserved = frozenset(self._fixed["stdout"])
-        self._pack = msgpack.Packer().pack
         fixed = _str("container_id") + _str(info.full_id()) + _str("container_name") + _str(info.container_name)
         extra_bytes = b"".join(_str(k) + _str(v) for k, v in extra.items())
+        # A parsed line's record: these pairs first (encoded once), then its keys.
+        self._fixed = {stream: fixed + _str("source") + _str(stream) + extra_bytes for stream in ("stdout", "stderr")}
+        self._fixed_count = 3 + len(extra)
+        self._reserved = frozenset(("container_id", "container_name", "source", *extra))
+        self._pack = msgspec.msgpack.Encoder().encode
         size = len(BASE_KEYS) + len(extra)
         # Everything in a record before the line, per stream: map header, fixed pairs, source, extras, "log".
         self._before_line = {
@@ -120,31 +125,67 @@ class RecordEncoder:
     def _with_fields(self, batch: Batch, head: bytes, before: bytes) -> bytes:
         """Records of parsed lines (see the module docstring); the others as usual."""
         assert batch.fields is not None
+        try:
+            return self._records(batch, batch.fields, head, before)
+        except (OverflowError, TypeError, ValueError):  # a number past 64 bits: kept as its text
+            return self._records(batch, [packable(f) if f is not None else None for f in batch.fields], head, before)
+
+    def _records(self, batch: Batch, parsed: list[dict[str, Any] | None], head: bytes, before: bytes) -> bytes:
+        if not batch.partials and None not in parsed:
+            uniform = self._uniform(batch.stream, cast(list[dict[str, Any]], parsed), head)
+            if uniform is not None:
+                return uniform
         fixed = self._fixed[batch.stream]
+        count = self._fixed_count
         reserved = self._reserved
-        parse_key = self.parse_key
+        parse_key = _str(self.parse_key) if self.parse_key else b""
         pack = self._pack
-        parts = []
-        for index, line in enumerate(batch.lines):
-            fields = batch.fields[index]
+        partials = batch.partials
+        parts: list[bytes] = []
+        extend = parts.extend
+        for index, (line, fields) in enumerate(zip(batch.lines, parsed, strict=True)):
             if fields is not None:
-                record = dict(fixed)
-                if parse_key:
-                    record[parse_key] = fields
-                elif reserved.isdisjoint(fields):
-                    record.update(fields)
-                else:
-                    record.update((f"json_{k}" if k in reserved else k, v) for k, v in fields.items())
-                parts.append(head + pack(record))
+                if parse_key:  # {fixed..., parse_key: {fields}}
+                    extend((head, _map_header(count + 1), fixed, parse_key, pack(fields)))
+                    continue
+                if not reserved.isdisjoint(fields):
+                    fields = {f"json_{k}" if k in reserved else k: v for k, v in fields.items()}
+                packed = pack(fields)  # a map: its pairs follow the fixed ones under one header
+                extend((head, _map_header(count + len(fields)), fixed, packed[_HEADER_SIZE[packed[0]] :]))
                 continue
-            meta = batch.partials.get(index)
+            meta = partials.get(index) if partials else None
             if meta is None:
-                parts.append(before)
+                extend((before, str_header(len(line)), line))
             else:
-                parts.append(head + self._partial_head[batch.stream] + _partial_pairs(meta) + _str("log"))
-            parts.append(str_header(len(line)))
-            parts.append(line)
+                extend(
+                    (
+                        head + self._partial_head[batch.stream] + _partial_pairs(meta) + _str("log"),
+                        str_header(len(line)),
+                        line,
+                    )
+                )
         return b"".join(parts)
+
+    def _uniform(self, stream: str, parsed: list[dict[str, Any]], head: bytes) -> bytes | None:
+        """Every line parsed, each with as many keys, none named like the container's own: every record is
+        the same prefix, then its keys (machine-written JSON logs), joined at once. None when not so."""
+        pack = self._pack
+        prefix = head + self._fixed[stream]
+        if self.parse_key:
+            prefix = head + _map_header(self._fixed_count + 1) + self._fixed[stream] + _str(self.parse_key)
+            return prefix + prefix.join(map(pack, parsed))
+        sizes = set(map(len, parsed))
+        if len(sizes) != 1 or not all(map(self._reserved.isdisjoint, parsed)):
+            return None
+        packed = list(map(pack, parsed))
+        size = sizes.pop()
+        skip = 1 if size < 16 else (3 if size < 65536 else 5)
+        prefix = head + _map_header(self._fixed_count + size) + self._fixed[stream]
+        return prefix + prefix.join([record[skip:] for record in packed])
+
+
+# The size of a msgpack map's header by its first byte: fixmap, map16, map32.
+_HEADER_SIZE = [1] * 0xDE + [3, 5]
 
 
 def _partial_pairs(meta: PartialMeta) -> bytes:

@@ -40,7 +40,7 @@ from logship.pipeline.cursor import StreamCursor, earliest
 from logship.pipeline.ledger import Checkpoint, Ledger
 from logship.pipeline.message import Batch
 from logship.pipeline.processing.config import ProcessingConfig
-from logship.pipeline.processing.stream import Processed, StreamProcessor
+from logship.pipeline.processing.stream import Processed, StreamProcessor, delivered_after
 from logship.pipeline.spool import MARK_FLUSH, READ_SIZE, Spool
 from logship.pipeline.stats import DiskStats, DriverStats, ProcessingStats
 
@@ -82,7 +82,7 @@ class _InFlight:
     first_line: int  # the number of its first line
     restart: Checkpoint  # a clean restart point before its first line: part of it delivered resumes there
     source_lines: int = 0  # the stream's lines it completes
-    processed: Processed | None = None  # processing made it: where each of its records ends
+    ends: list[int] | None = None  # processing made it: the source line after each record
 
 
 class DiskBuffer:
@@ -273,6 +273,7 @@ class DiskBuffer:
 
     async def _hand_processed(self, processed: Processed) -> None:
         batch = processed.batch
+        # Not the batch itself: its records (and their fields) are not kept alive until the backend confirms.
         entry = _InFlight(
             len(batch),
             batch.stream,
@@ -280,7 +281,7 @@ class DiskBuffer:
             processed.first_line,
             processed.restart,
             processed.lines,
-            processed,
+            processed.ends,
         )
         self._inflight.append(entry)
         if not len(batch):  # filtered lines, or lines held: only progress
@@ -315,9 +316,7 @@ class DiskBuffer:
             self._unmatched = 0
         elif self._unmatched:  # part of a batch delivered: a restart skips that part
             head = self._inflight[0]
-            delivered = head.first_line + self._unmatched
-            if head.processed is not None:
-                delivered = head.processed.delivered_after(self._unmatched)
+            delivered = delivered_after(head.ends, head.first_line, self._unmatched)
             reached[head.stream] = Checkpoint(head.restart.offset, head.restart.line, delivered)
         moved = False
         for stream, checkpoint in reached.items():

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from logship.pipeline.ledger import Checkpoint
 from logship.pipeline.message import Batch, PartialMeta
 from logship.pipeline.processing.config import ProcessingConfig
-from logship.pipeline.processing.jsonparse import Fields, parse
+from logship.pipeline.processing.jsonparse import Fields, parse, parse_lines
 from logship.pipeline.processing.lines import Records
 from logship.pipeline.processing.multiline import CONTINUE, MAYBE, Joiner, StartJoiner, joiner_for
 from logship.pipeline.spool import MARK_FLUSH, MARK_RESUME
@@ -116,19 +116,20 @@ class _Out:
         """The last record handed on completes source lines up to `end`."""
         self._ends[-1] = end
 
-    def block(self, lines: list[bytes], ts: int, first_line: int) -> None:
-        """Whole lines, each a record of its own."""
+    def block(self, text: bytes, ts: int, first_line: int) -> int:
+        """Whole lines (`text`, joined by newlines), each a record of its own; how many."""
         self._at(ts)
+        lines = text.split(b"\n")
         self._lines.extend(lines)
         self._ends.extend(range(first_line + 1, first_line + len(lines) + 1))
         if self.parse_json:
-            cap = self.cap
-            parsed = [parse(line) if len(line) <= cap else None for line in lines]
+            parsed = parse_lines(text, lines, self.cap)
             misses = parsed.count(None)
             self.stats.lines_not_parsed += misses
             self.stats.lines_parsed += len(parsed) - misses
             self._parsed = self._parsed or misses < len(parsed)
             self._fields.extend(parsed)
+        return len(lines)
 
     def close(self) -> None:
         if self._lines:
@@ -216,7 +217,7 @@ class EventStage:
     def _text(self, text: bytes, count: int, ts: int, first_line: int, restart: Checkpoint) -> None:
         joiner = self.joiner
         if joiner is None:  # parse=json alone: each line is an event
-            self._out.block(text.split(b"\n"), ts, first_line)
+            self._out.block(text, ts, first_line)
             return
         if isinstance(joiner, StartJoiner):
             self._text_starts(joiner, text, count, ts, first_line, restart)
@@ -230,9 +231,7 @@ class EventStage:
                 trigger = joiner.next_trigger(text, position)
                 stop = size + 1 if trigger < 0 else trigger
                 if stop > position:
-                    lines = text[position : stop - 1].split(b"\n")
-                    self._out.block(lines, ts, line)
-                    line += len(lines)
+                    line += self._out.block(text[position : stop - 1], ts, line)
                     position = stop
                     continue
             end = text.find(b"\n", position)

@@ -38,10 +38,13 @@ class Processed:
     lines: int  # source lines the reader is done with once it has delivered this batch
 
     def delivered_after(self, records: int) -> int:
-        """The source line after the first `records` records."""
-        if not records:
-            return self.checkpoint.delivered - self.lines
-        return self.ends[records - 1] if self.ends is not None else self.first_line + records
+        """The source line after the first `records` records (one at least)."""
+        return delivered_after(self.ends, self.first_line, records)
+
+
+def delivered_after(ends: list[int] | None, first_line: int, records: int) -> int:
+    """The source line after the first `records` (one at least) of a batch's records (`ends`: see Processed)."""
+    return ends[records - 1] if ends is not None else first_line + records
 
 
 class StreamProcessor:
