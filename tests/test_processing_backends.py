@@ -315,3 +315,54 @@ def test_daemon_kills_mid_event_lose_no_event_nor_split_one(
     got = fluentd.values("log")
     assert set(got) == set(want)  # whole events only, every one of them (some twice: at least once)
     assert list(dict.fromkeys(got)) == want  # in order
+
+
+def test_a_tty_container_and_a_non_blocking_one_are_processed_too(daemon: Daemon) -> None:
+    script = 's=hunter2; s="$s-s3cr3t"; echo "token=$s"; echo "Exception: boom"; echo "	at a.B.c(B.java:1)"'
+    opts = ["--log-opt", "redact=token=\\S+", "--log-opt", "multiline=java", "--log-opt", "multiline-files=events"]
+    tty = daemon.ok("run", "-d", "-t", *opts, "busybox", "sh", "-c", script).strip()
+    lossy = daemon.ok("run", "-d", "--log-opt", "mode=non-blocking", *opts, "busybox", "sh", "-c", script).strip()
+    for container_id in (tty, lossy):
+        daemon.ok("wait", container_id)
+    tty_records = [r["log"] for r in json_records(daemon.inspect(tty)["LogPath"])]
+    assert tty_records == ["[REDACTED]\r\n", "Exception: boom\r\n\tat a.B.c(B.java:1)\r\n"]
+    lossy_records = [r["log"] for r in json_records(daemon.inspect(lossy)["LogPath"])]
+    assert lossy_records == ["[REDACTED]\n", "Exception: boom\n\tat a.B.c(B.java:1)\n"]
+
+
+def test_giving_up_the_oldest_lines_in_non_blocking_mode_counts_every_line_events_included(
+    daemon: Daemon, fluentd_factory: FluentdFactory
+) -> None:
+    """A budget used up while fluentd is down: the oldest lines go, counted, open events with them; what
+    arrives is whole events, or the rest of one that was cut, and received + dropped = written."""
+    fluentd = fluentd_factory(start=False)
+    container_id = run_with_fluentd(
+        daemon, fluentd.address, "busybox", "sh", "-c", NUMBERED_TRACES,
+        opts=(
+            "mode=non-blocking", "fluentd-async=true", "fluentd-request-ack=true", "fluentd-buffer-limit=64k",
+            "fluentd-retry-wait=100ms", "buffer-max-size=256k", "multiline=java",
+        ),
+    )  # fmt: skip
+    assert daemon.ok("wait", container_id, timeout=120).strip() == "0"
+    fluentd.start()
+
+    def delivered() -> bool:
+        return not daemon.inspect(container_id)["LogStats"]["Drivers"][0]["DiskBuffer"]["Pending"]
+
+    deadline = time.monotonic() + 120
+    while not delivered():
+        assert time.monotonic() < deadline, "the delivery did not end"
+        time.sleep(0.2)
+    driver = daemon.inspect(container_id)["LogStats"]["Drivers"][0]
+    assert driver["LinesDropped"] > 0 and driver["LinesFailed"] == 0
+
+    def lines_received() -> int:
+        return sum(record.count("\n") + 1 for record in fluentd.values("log"))
+
+    fluentd.wait_until(lambda: lines_received() + driver["LinesDropped"] >= 4 * TRACE_COUNT, what="every line")
+    assert lines_received() + driver["LinesDropped"] == 4 * TRACE_COUNT
+    records = fluentd.values("log")
+    whole = [record for record in records if record.startswith("Exception")]
+    assert all(record == numbered_trace(int(record.split("n=")[1].split("\n")[0])) for record in whole)
+    assert all(FRAMES.endswith("\n" + record) for record in records if not record.startswith("Exception"))
+    assert whole[-1] == numbered_trace(TRACE_COUNT), "the newest lines are kept"
