@@ -290,9 +290,9 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def run_with_awslogs(daemon: Daemon, endpoint: str, group: str, script: str, opts: Iterable[str] = ()) -> str:
-    """`logship run -d` of `sh -c SCRIPT` logging to CloudWatch at `endpoint`, group `group` (created), flushed
-    every second; the container's id."""
+def awslogs_args(endpoint: str, group: str, opts: Iterable[str] = ()) -> list[str]:
+    """`--log-driver awslogs --log-opt ...`: CloudWatch at `endpoint`, group `group` (created), flushed every
+    second, and `opts`."""
     log_opts = [
         f"awslogs-group={group}",
         "awslogs-create-group=true",
@@ -300,12 +300,23 @@ def run_with_awslogs(daemon: Daemon, endpoint: str, group: str, script: str, opt
         "awslogs-force-flush-interval-seconds=1",
         *opts,
     ]
-    args = [item for opt in log_opts for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "awslogs", *args, "busybox", "sh", "-c", script).strip()
+    return ["--log-driver", "awslogs", *(item for opt in log_opts for item in ("--log-opt", opt))]
+
+
+def run_with_awslogs(daemon: Daemon, endpoint: str, group: str, script: str, opts: Iterable[str] = ()) -> str:
+    """`logship run -d` of `sh -c SCRIPT` logging to CloudWatch (`awslogs_args`); the container's id."""
+    return daemon.ok("run", "-d", *awslogs_args(endpoint, group, opts), "busybox", "sh", "-c", script).strip()
+
+
+def fluentd_args(address: str, opts: Iterable[str] = ()) -> list[str]:
+    """`--log-driver fluentd --log-opt fluentd-address=ADDRESS [--log-opt OPT]...`"""
+    return [
+        "--log-driver",
+        "fluentd",
+        *(item for opt in (f"fluentd-address={address}", *opts) for item in ("--log-opt", opt)),
+    ]
 
 
 def run_with_fluentd(daemon: Daemon, address: str, *args: str, opts: Iterable[str] = ()) -> str:
-    """`logship run -d --log-driver fluentd --log-opt fluentd-address=ADDRESS [--log-opt OPT]... ARGS`; the
-    container's id."""
-    log_opts = [item for opt in (f"fluentd-address={address}", *opts) for item in ("--log-opt", opt)]
-    return daemon.ok("run", "-d", "--log-driver", "fluentd", *log_opts, *args).strip()
+    """`logship run -d` with `fluentd_args(ADDRESS, opts)` and ARGS; the container's id."""
+    return daemon.ok("run", "-d", *fluentd_args(address, opts), *args).strip()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FluentdFactory
-from tests.harness import Daemon, run_with_fluentd
+from tests.harness import Daemon, awslogs_args, fluentd_args, run_with_fluentd
 from tests.journal import Journald, entries, message_bytes
 from tests.localstack import CREDENTIALS, LocalStack, read_back
 from tests.traces import PRINT_TRACE, TRACES
@@ -64,15 +64,7 @@ def test_each_trace_arrives_at_fluentd_as_one_event_and_stdout_never_joins(
     daemon: Daemon, fluentd_factory: FluentdFactory
 ) -> None:
     fluentd = fluentd_factory()
-    containers = run_traces(
-        daemon,
-        "--log-driver",
-        "fluentd",
-        "--log-opt",
-        f"fluentd-address={fluentd.address}",
-        "--log-opt",
-        "tag={{.ID}}",
-    )
+    containers = run_traces(daemon, *fluentd_args(fluentd.address, ["tag={{.ID}}"]))
     fluentd.wait_for(sum(len(expected_stderr(p)) + len(expected_stdout(p)) for p in TRACES), timeout=30)
     for preset, container_id in containers.items():
         mine = [event.record for event in fluentd.events if event.tag == container_id[:12]]
@@ -85,19 +77,7 @@ def test_each_trace_arrives_at_fluentd_as_one_event_and_stdout_never_joins(
 
 def test_each_trace_arrives_at_cloudwatch_as_one_event(daemon: Daemon, localstack: LocalStack) -> None:
     group = f"traces-{uuid.uuid4().hex[:8]}"
-    containers = run_traces(
-        daemon,
-        "--log-driver",
-        "awslogs",
-        "--log-opt",
-        f"awslogs-group={group}",
-        "--log-opt",
-        "awslogs-create-group=true",
-        "--log-opt",
-        f"awslogs-endpoint={localstack.endpoint}",
-        "--log-opt",
-        "awslogs-force-flush-interval-seconds=1",
-    )
+    containers = run_traces(daemon, *awslogs_args(localstack.endpoint, group))
     for preset, container_id in containers.items():
         want = sorted(expected_stderr(preset) + expected_stdout(preset))
         events = read_back(localstack, group, container_id, len(want))
