@@ -346,3 +346,30 @@ def test_giving_up_the_oldest_lines_in_non_blocking_mode_counts_every_line_event
     assert all(record == numbered_trace(int(record.split("n=")[1].split("\n")[0])) for record in whole)
     assert all(FRAMES.endswith("\n" + record) for record in records if not record.startswith("Exception"))
     assert whole[-1] == numbered_trace(TRACE_COUNT), "the newest lines are kept"
+
+
+def test_an_event_goes_once_nothing_more_comes_for_the_timeout(daemon: Daemon, fluentd_factory: FluentdFactory) -> None:
+    """No next line to end it: the wall clock does, in step (json-file) and from a disk buffer (fluentd)."""
+    fluentd = fluentd_factory()
+    script = 'printf "%s\\n" "$TRACE" >&2; sleep 5; echo "later" >&2'
+    opts = ("multiline=java", "multiline-timeout=300ms")
+    env = ("-e", f"TRACE={TRACES['java']()}")
+    in_file = daemon.ok(
+        "run", "-d", *(f"--log-opt={opt}" for opt in (*opts, "multiline-files=events")), *env,
+        "busybox", "sh", "-c", script,
+    ).strip()  # fmt: skip
+    shipped = run_with_fluentd(daemon, fluentd.address, *env, "busybox", "sh", "-c", script, opts=opts)
+    log_path = Path(daemon.inspect(in_file)["LogPath"])
+    started = time.monotonic()
+    fluentd.wait_for(1, timeout=4)
+    while not (log_path.exists() and log_path.read_text()):
+        assert time.monotonic() - started < 4, "json-file never got the event"
+        time.sleep(0.05)
+    assert [r["log"] for r in json_records(str(log_path))] == [TRACES["java"]() + "\n"]
+    assert fluentd.values("log") == [TRACES["java"]()]
+    assert daemon.inspect(in_file)["State"]["Running"] and daemon.inspect(shipped)["State"]["Running"]
+    for container_id in (in_file, shipped):
+        daemon.ok("wait", container_id)
+    fluentd.wait_for(2, timeout=10)
+    assert [r["log"] for r in json_records(str(log_path))] == [TRACES["java"]() + "\n", "later\n"]
+    assert fluentd.values("log") == [TRACES["java"](), "later"]

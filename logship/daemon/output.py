@@ -20,6 +20,7 @@ have not delivered everything by then go on as a pending delivery (`logship.daem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,7 @@ class Output:
         self.buffers: list[DiskBuffer] = []
         self.gate: BufferGate | None = None
         self.flusher: Flusher | None = None
-        processing = processing_options.config_of(opts)
+        processing = processing_options.config_of(opts) if log_type != "none" else None
         if processing is not None and stats.processing is None:
             stats.processing = ProcessingStats()
         # What each driver gets (json-file, local, the cache: lines), and where it counts: the container's own
@@ -139,6 +140,11 @@ class Output:
         for buffer in self.buffers:
             budget.register(buffer)
             buffer.start(after)
+
+    @staticmethod
+    async def _end_runs(flusher: Flusher) -> None:
+        for stream in (STDOUT, STDERR):
+            await flusher.end_run(stream)
 
     def _mark_flush(self, stream: str) -> None:
         assert self.spool is not None
@@ -231,8 +237,8 @@ class Output:
         more will come. The disk buffers that are still delivering are returned (a pending delivery); the
         spool is removed when there are none."""
         if self.flusher is not None:  # nothing is held past the end (a run end the spool did not record)
-            for stream in (STDOUT, STDERR):
-                await self.flusher.end_run(stream)
+            with contextlib.suppress(TimeoutError):  # a driver stuck past the flush bound holds nothing up
+                await asyncio.wait_for(self._end_runs(self.flusher), timeout)
         await self.router.close(timeout)
         for buffer in self.buffers:
             buffer.finish()
