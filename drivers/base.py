@@ -201,8 +201,9 @@ class DriverFactory(Protocol):
     dual-logging cache. One that ships off the host says `disk_buffer = True` (see the module docstring).
     Processing (`logship.pipeline.processing`) asks two more: `line_records = True` for a format of a
     record per line (json-file, local: multiline events only with multiline-files=events), and
-    `has_fields = False` for a driver with nowhere to put parse=json's fields (json-file, local, syslog).
-    A batch's `fields` holds them for the others.
+    `has_fields = True` for a driver that puts parse=json's keys (a batch's `fields`) in fields of its own
+    (fluentd, journald; awslogs sends the JSON message as it is): parse=json is refused for the others,
+    which would drop the keys without a word.
     """
 
     name: str

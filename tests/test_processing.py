@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -455,7 +456,7 @@ def test_marks_in_the_spool_end_events_for_every_reader_and_a_restart_gap_ends_n
         ("fluentd", {"multiline": "go", "multiline-max-bytes": "10"}, "give a size from 1k to 16m"),
         ("json-file", {"multiline": "java"}, "add multiline-files=events"),
         ("fluentd", {"multiline": "java", "multiline-files": "some"}, "invalid multiline-files 'some'"),
-        ("json-file", {"parse": "json"}, "the json-file log driver stores each line as it is"),
+        ("json-file", {"parse": "json"}, "the json-file log driver sends or stores each line as it is"),
         ("fluentd", {"parse": "yaml"}, "the only parser is json"),
         ("fluentd", {"parse-key": "x"}, "parse-key needs parse=json"),
         ("fluentd", {"redact": "[a-"}, "invalid redact regex '[a-'"),
@@ -484,6 +485,10 @@ def test_good_options_pass_and_nothing_is_built_when_all_is_off() -> None:
 
     options.validate("json-file", {"multiline": "java", "multiline-files": "events", "redact": r"\d{3,4},x\,y"})
     options.validate("fluentd", {"multiline-start": "^[0-9]", "parse": "json", "parse-key": "app", "keep": "x"})
+    options.validate("journald", {"parse": "json", "parse-key": "app"})
+    options.validate("awslogs", {"parse": "json", "awslogs-group": "g", "awslogs-region": "r"})
+    # A driver that does not say it has fields (a third-party one, gelf or syslog as they are) refuses parse=json.
+    assert not processing.has_fields(SimpleNamespace(name="third-party"))
     assert processing.split_patterns(r"\d{3,4},x\,y,(a|b)") == [r"\d{3,4}", r"x\,y", "(a|b)"]
     assert config_of({"max-size": "1m", "mode": "blocking"}) is None
     assert ProcessingConfig(parse_json=True).for_records(line_records=True) is None

@@ -101,25 +101,18 @@ def json_records(path: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+def run_json_file_events(daemon: Daemon, *command: str) -> str:
+    """A container logging to json-file with multiline=java and a record per event (multiline-files=events)."""
+    opts = ("--log-opt", "multiline=java", "--log-opt", "multiline-files=events")
+    return daemon.ok("run", "-d", *opts, *command).strip()
+
+
 def test_json_file_keeps_a_record_per_line_unless_asked_for_a_record_per_event(daemon: Daemon) -> None:
     java = TRACES["java"]()
     lines = daemon.ok(
         "run", "-d", "--log-opt", "redact=order \\d+", "-e", f"TRACE={java}", "busybox", "sh", "-c", PRINT_TRACE
     ).strip()
-    events = daemon.ok(
-        "run",
-        "-d",
-        "--log-opt",
-        "multiline=java",
-        "--log-opt",
-        "multiline-files=events",
-        "-e",
-        f"TRACE={java}",
-        "busybox",
-        "sh",
-        "-c",
-        PRINT_TRACE,
-    ).strip()
+    events = run_json_file_events(daemon, "-e", f"TRACE={java}", "busybox", "sh", "-c", PRINT_TRACE)
     for container_id in (lines, events):
         daemon.ok("wait", container_id)
     redacted = java.replace("order 42", "[REDACTED]")
@@ -256,18 +249,7 @@ def test_daemon_kills_mid_event_lose_no_event_nor_split_one(
     fluentd = fluentd_factory()
     new_daemon.start()
     new_daemon.import_busybox()
-    in_file = new_daemon.ok(
-        "run",
-        "-d",
-        "--log-opt",
-        "multiline=java",
-        "--log-opt",
-        "multiline-files=events",
-        "busybox",
-        "sh",
-        "-c",
-        NUMBERED_TRACES,
-    ).strip()
+    in_file = run_json_file_events(new_daemon, "busybox", "sh", "-c", NUMBERED_TRACES)
     shipped = run_with_fluentd(
         new_daemon,
         fluentd.address,

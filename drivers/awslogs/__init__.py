@@ -15,6 +15,7 @@ from logship.pipeline.tagtemplate import render_tag
 
 name = "awslogs"
 disk_buffer = True  # ships off the host: reads the spool at its own pace (see logship.pipeline.diskbuffer)
+has_fields = True  # parse=json: CloudWatch gets the JSON message as it is (its Insights finds the fields)
 
 __all__ = ["AWSLogsDriver", "name", "new", "validate_options"]
 

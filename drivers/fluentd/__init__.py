@@ -17,6 +17,7 @@ from logship.pipeline.tagtemplate import DEFAULT_TEMPLATE, render_tag
 
 name = "fluentd"
 disk_buffer = True  # ships off the host: reads the spool at its own pace (see logship.pipeline.diskbuffer)
+has_fields = True  # parse=json: a record's keys (see logship.pipeline.processing)
 
 __all__ = ["FluentdDriver", "name", "new", "validate_options"]
 

@@ -14,6 +14,7 @@ from logship.pipeline.tagtemplate import DEFAULT_TEMPLATE, render_tag
 
 name = "journald"
 can_read = True  # `logs` of a stopped container opens this driver again just to read
+has_fields = True  # parse=json: journal fields (see fields.ParsedFields)
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 

@@ -106,27 +106,23 @@ class ProcessingStats:
     lines_filtered: int = 0  # dropped by drop/keep
 
     def to_api(self) -> dict[str, int]:
-        return {
-            "EventsJoined": self.events_joined,
-            "LinesJoined": self.lines_joined,
-            "EventsCapped": self.events_capped,
-            "LinesParsed": self.lines_parsed,
-            "LinesNotParsed": self.lines_not_parsed,
-            "MatchesRedacted": self.matches_redacted,
-            "LinesFiltered": self.lines_filtered,
-        }
+        return {key: getattr(self, attribute) for attribute, key in _PROCESSING_API.items()}
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> ProcessingStats:
-        return cls(
-            data.get("EventsJoined", 0),
-            data.get("LinesJoined", 0),
-            data.get("EventsCapped", 0),
-            data.get("LinesParsed", 0),
-            data.get("LinesNotParsed", 0),
-            data.get("MatchesRedacted", 0),
-            data.get("LinesFiltered", 0),
-        )
+        return cls(**{attribute: data.get(key, 0) for attribute, key in _PROCESSING_API.items()})
+
+
+# ProcessingStats' counters and their names in the API (inspect's LogStats.Processing, /metrics).
+_PROCESSING_API = {
+    "events_joined": "EventsJoined",
+    "lines_joined": "LinesJoined",
+    "events_capped": "EventsCapped",
+    "lines_parsed": "LinesParsed",
+    "lines_not_parsed": "LinesNotParsed",
+    "matches_redacted": "MatchesRedacted",
+    "lines_filtered": "LinesFiltered",
+}
 
 
 @dataclass

@@ -7,7 +7,7 @@
     multiline-files=lines|events   json-file, local and the dual-logging cache: a record per line (default)
                                    or per event
     parse=json                     a line that is a JSON object becomes fields (drivers that have fields)
-    parse-key=<name>               ... under this key (fluentd), or prefixed with it (gelf, journald)
+    parse-key=<name>               ... under this key (fluentd), or prefixed with it (journald)
     redact=<regex>[,<regex>...]    matches are replaced before any driver sees the line
     redact-replacement=<text>      what replaces them (default [REDACTED])
     drop=<regex>, keep=<regex>     which lines go on: keep's matches, less drop's
@@ -242,8 +242,8 @@ def validate(driver: str, opts: Mapping[str, str], has_fields: bool, line_record
             raise InvalidParameter(f"invalid parse '{parse}': the only parser is json (parse=json)")
         if not has_fields:
             raise InvalidParameter(
-                f"parse=json: the {driver} log driver stores each line as it is and has no fields to put JSON keys "
-                "in; remove the option (drivers with fields: fluentd, gelf, journald, awslogs)"
+                f"parse=json: the {driver} log driver sends or stores each line as it is, with no fields to put JSON "
+                "keys in; remove the option, or use a driver with fields (fluentd, journald, awslogs)"
             )
     if PARSE_KEY in opts:
         if parse is None:
@@ -280,5 +280,6 @@ def line_records_of(driver: str, factory: object) -> bool:
 
 
 def has_fields(factory: object) -> bool:
-    """Whether a driver has fields to put parse=json's keys in (see `DriverFactory`)."""
-    return bool(getattr(factory, "has_fields", True))
+    """Whether a driver puts parse=json's keys in fields of its own (see `DriverFactory`). A driver says so:
+    one that does not know about `Batch.fields` would drop them silently, so parse=json is refused for it."""
+    return bool(getattr(factory, "has_fields", False))
