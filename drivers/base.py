@@ -202,7 +202,7 @@ class DriverFactory(Protocol):
     Processing (`logship.pipeline.processing`) asks two more: `line_records = True` for a format of a
     record per line (json-file, local: multiline events only with multiline-files=events), and
     `has_fields = True` for a driver that puts parse=json's keys (a batch's `fields`) in fields of its own
-    (fluentd, journald; awslogs sends the JSON message as it is): parse=json is refused for the others,
+    (fluentd, gelf, journald; awslogs sends the JSON message as it is): parse=json is refused for the others,
     which would drop the keys without a word.
     """
 

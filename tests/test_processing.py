@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ import msgpack
 import pytest
 
 from logship.drivers.fluentd.encode import RecordEncoder
+from logship.drivers.gelf.encode import GelfEncoder
 from logship.drivers.journald.fields import ParsedFields
 from logship.errors import InvalidParameter
 from logship.pipeline.cursor import StreamCursor
@@ -238,6 +240,28 @@ def test_journal_field_names_are_upper_cased_sanitised_and_never_replace_the_dri
     fields = names.encode({"http": {"status": 200}, "message": "x", "container.id": 1, "9lives": True, "_x": None})
     assert fields == [b"JSON_MESSAGE=x", b"JSON_CONTAINER_ID=1", b"JSON_9LIVES=true", b"X=null", b"HTTP_STATUS=200"]
     assert ParsedFields([], "app").encode({"level": "info"}) == [b"APP_LEVEL=info"]
+
+
+def test_gelf_messages_keep_the_line_and_carry_the_keys_as_additional_fields_after_dockers() -> None:
+    encoder = GelfEncoder("host", {"_container_id": "c" * 64, "_tag": "web"})
+    line = b'{"msg":"hi <b>","id":7,"container_id":"x","http":{"status":200},"ok":true,"a b":null,"tags":[1]}'
+    batch = Batch("stderr", T0, [line, b"plain", b""])
+    batch.fields = [parse(line), None, None]
+    parsed, plain = (json.loads(message) for message in encoder.messages(batch))
+    assert parsed["short_message"] == line.decode() and parsed["level"] == 3 and parsed["_tag"] == "web"
+    assert {key: value for key, value in parsed.items() if key.startswith("_") and key != "_tag"} == {
+        "_container_id": "c" * 64,
+        "_msg": "hi <b>",
+        "_json_id": 7,  # GELF reserves _id
+        "_json_container_id": "x",
+        "_http_status": 200,
+        "_ok": "true",  # GELF's fields are strings or numbers
+        "_a_b": "null",
+        "_tags": "[1]",
+    }
+    assert plain == {**json.loads(encoder.messages(Batch("stderr", T0, [b"plain"]))[0]), "short_message": "plain"}
+    prefixed = json.loads(GelfEncoder("host", {"_tag": "web"}, parse_key="app").messages(batch)[0])
+    assert prefixed["_app_msg"] == "hi <b>" and "_msg" not in prefixed
 
 
 def test_flattening_is_bounded() -> None:
@@ -486,8 +510,11 @@ def test_good_options_pass_and_nothing_is_built_when_all_is_off() -> None:
     options.validate("json-file", {"multiline": "java", "multiline-files": "events", "redact": r"\d{3,4},x\,y"})
     options.validate("fluentd", {"multiline-start": "^[0-9]", "parse": "json", "parse-key": "app", "keep": "x"})
     options.validate("journald", {"parse": "json", "parse-key": "app"})
+    options.validate("gelf", {"parse": "json", "gelf-address": "udp://127.0.0.1:12201"})
     options.validate("awslogs", {"parse": "json", "awslogs-group": "g", "awslogs-region": "r"})
-    # A driver that does not say it has fields (a third-party one, gelf or syslog as they are) refuses parse=json.
+    # A driver that does not say it has fields (syslog, a third-party one) refuses parse=json.
+    with pytest.raises(InvalidParameter, match="the syslog log driver sends or stores each line as it is"):
+        options.validate("syslog", {"parse": "json", "syslog-address": "udp://127.0.0.1:514"})
     assert not processing.has_fields(SimpleNamespace(name="third-party"))
     assert processing.split_patterns(r"\d{3,4},x\,y,(a|b)") == [r"\d{3,4}", r"x\,y", "(a|b)"]
     assert config_of({"max-size": "1m", "mode": "blocking"}) is None

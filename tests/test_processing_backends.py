@@ -9,13 +9,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import FluentdFactory
+from tests.gelf_receiver import GelfReceiver
 from tests.harness import Daemon, awslogs_args, fluentd_args, run_with_fluentd
 from tests.journal import Journald, entries, message_bytes
 from tests.localstack import CREDENTIALS, LocalStack, read_back
+from tests.rsyslog import Rsyslog, rsyslog_escaped, rsyslog_problem
 from tests.traces import PRINT_TRACE, TRACES
 
 pytestmark = pytest.mark.integration
@@ -97,6 +100,46 @@ def test_each_trace_arrives_in_the_journal_as_one_entry(daemon: Daemon, journald
         assert daemon.cli("logs", container_id).err == "\n".join(expected_stderr(preset)) + "\n"
 
 
+@pytest.fixture
+def gelf() -> Iterator[GelfReceiver]:
+    """The GELF receiver (written from the GELF 1.1 spec: no real Graylog here), over UDP: an event longer
+    than a datagram arrives gzipped in chunks, as Docker's driver sends it."""
+    with GelfReceiver("udp") as receiver:
+        yield receiver
+    assert receiver.errors == []
+
+
+def gelf_of(receiver: GelfReceiver, container_id: str) -> list[dict[str, Any]]:
+    return [fields for fields in receiver.fields() if fields["_container_id"] == container_id]
+
+
+def test_each_trace_arrives_at_gelf_as_one_message(daemon: Daemon, gelf: GelfReceiver) -> None:
+    containers = run_traces(daemon, "--log-driver", "gelf", "--log-opt", f"gelf-address={gelf.address}")
+    gelf.wait_for(sum(len(expected_stderr(p)) + len(expected_stdout(p)) for p in TRACES), timeout=30)
+    for preset, container_id in containers.items():
+        mine = gelf_of(gelf, container_id)
+        assert [m["short_message"] for m in mine if m["level"] == 3] == expected_stderr(preset), preset
+        assert [m["short_message"] for m in mine if m["level"] == 6] == expected_stdout(preset), preset
+
+
+def test_each_trace_arrives_at_rsyslog_as_one_message_with_octet_counted_framing(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Debian's rsyslog, the real server: octet counting keeps an event's newlines inside its message."""
+    problem = rsyslog_problem()
+    if problem:
+        pytest.skip(f"syslog: {problem}")
+    with Rsyslog(tmp_path) as rsyslog:
+        opts = (f"syslog-address={rsyslog.tcp_address}", "syslog-framing=octet-counted")
+        containers = run_traces(daemon, "--log-driver", "syslog", *(i for o in opts for i in ("--log-opt", o)))
+        for preset, container_id in containers.items():
+            want = expected_stderr(preset) + expected_stdout(preset)
+            mine = f" {container_id[:12]}[".encode()
+            rsyslog.wait_until(lambda got: sum(mine in r.raw for r in got) >= len(want), what=preset)  # noqa: B023
+            got = [r.raw.split(b": ", 1)[1] for r in rsyslog.received if mine in r.raw]
+            assert sorted(got) == sorted(rsyslog_escaped(f"{line}\n".encode()) for line in want), preset
+
+
 def json_records(path: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
@@ -154,18 +197,19 @@ JSON_LINES = [
     '{"blob":"' + "x" * 40000 + '","level":"debug"}',
     '{"source":"app","container_id":"not mine"}',
 ]
+# `run` arguments of a container printing JSON_LINES (each passed in its environment).
+JSON_CONTAINER = [
+    *(item for n, line in enumerate(JSON_LINES) for item in ("-e", f"L{n}={line}")),
+    *("busybox", "sh", "-c", 'printf "%s\\n" "$L0" "$L1" "$L2" "$L3" "$L4"'),
+]
 
 
 def test_parse_json_gives_fluentd_record_keys_and_journald_fields(
     daemon: Daemon, fluentd_factory: FluentdFactory, journald: Journald
 ) -> None:
     fluentd = fluentd_factory()
-    script = 'printf "%s\\n" "$L0" "$L1" "$L2" "$L3" "$L4"'
-    env = [item for n, line in enumerate(JSON_LINES) for item in ("-e", f"L{n}={line}")]
-    to_fluentd = run_with_fluentd(daemon, fluentd.address, *env, "busybox", "sh", "-c", script, opts=("parse=json",))
-    to_journal = daemon.ok(
-        "run", "-d", "--log-driver", "journald", "--log-opt", "parse=json", *env, "busybox", "sh", "-c", script
-    ).strip()
+    to_fluentd = run_with_fluentd(daemon, fluentd.address, *JSON_CONTAINER, opts=("parse=json",))
+    to_journal = daemon.ok("run", "-d", "--log-driver", "journald", "--log-opt", "parse=json", *JSON_CONTAINER).strip()
     for container_id in (to_fluentd, to_journal):
         daemon.ok("wait", container_id)
     records = [event.record for event in fluentd.wait_for(len(JSON_LINES), timeout=30)]
@@ -181,6 +225,21 @@ def test_parse_json_gives_fluentd_record_keys_and_journald_fields(
     assert "LEVEL" not in found[1] and found[4]["SOURCE"] == "app"
     assert daemon.inspect(to_fluentd)["LogStats"]["Processing"]["LinesParsed"] == 3
     assert daemon.inspect(to_journal)["LogStats"]["Processing"]["LinesNotParsed"] == 2
+
+
+def test_parse_json_gives_gelf_additional_fields(daemon: Daemon, gelf: GelfReceiver) -> None:
+    opts = ("--log-opt", f"gelf-address={gelf.address}", "--log-opt", "parse=json")
+    container_id = daemon.ok("run", "-d", "--log-driver", "gelf", *opts, *JSON_CONTAINER).strip()
+    daemon.ok("wait", container_id)
+    gelf.wait_for(len(JSON_LINES), timeout=30)
+    got = gelf_of(gelf, container_id)
+    assert [m["short_message"] for m in got] == JSON_LINES  # the line as it is, parsed or not
+    assert got[0]["_http_status"] == 200 and got[0]["_http_path"] == "/orders" and got[0]["_ms"] == 12.5
+    assert got[0]["_ok"] == "true" and got[0]["_tags"] == '["a","b"]' and got[0]["_level"] == "info"
+    assert "_level" not in got[1] and "_level" not in got[2]  # not JSON: no fields
+    assert got[3]["_blob"] == "x" * 40000  # put together from its 16 KiB pieces first
+    assert got[4]["_json_container_id"] == "not mine" and got[4]["_container_id"] == container_id
+    assert daemon.inspect(container_id)["LogStats"]["Processing"]["LinesParsed"] == 3
 
 
 SECRET = "hunter2-s3cr3t"

@@ -20,6 +20,7 @@ from logship.pipeline.tagtemplate import DEFAULT_TEMPLATE, render_tag
 
 name = "gelf"
 disk_buffer = True
+has_fields = True  # parse=json: GELF additional fields (see encode.ParsedFields)
 
 __all__ = ["GelfDriver", "disk_buffer", "name", "new", "validate_options"]
 
@@ -27,7 +28,7 @@ __all__ = ["GelfDriver", "disk_buffer", "name", "new", "validate_options"]
 async def new(info: ContainerInfo) -> GelfDriver:
     config = parse_config(info.config)
     tag = render_tag(info.config.get("tag") or DEFAULT_TEMPLATE, info)
-    encoder = GelfEncoder(info.hostname(), extras(info, tag))
+    encoder = GelfEncoder(info.hostname(), extras(info, tag), info.config.get("parse-key", ""))
     datagrams = Datagrams(config.compression, config.compression_level) if config.scheme == "udp" else None
     sender = NetworkSender(f"gelf at {config.address}", info.container_id, dialer(config), retry.policy(config), log)
     return GelfDriver(encoder, datagrams, sender)

@@ -16,18 +16,24 @@ the chunk's number and the count), at most 128. TCP: each message uncompressed a
 
 A batch shares one stream and one time, so everything but the line is made once per batch, and a batch
 of plain lines (nothing to escape, no empty line) becomes messages with one `replace` and one `split`.
+
+parse=json (logship.pipeline.processing): a line that was a JSON object keeps it as `short_message` and
+gets its keys as additional fields after Docker's (see `ParsedFields`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from logship.drivers.util.gojson import NEVER_ESCAPED, escape_go, is_plain, json_string, marshal_attrs
 from logship.drivers.util.timestamps import format_rfc3339nano
 from logship.pipeline.info import ContainerInfo
 from logship.pipeline.message import STDERR, Batch
+from logship.pipeline.processing.jsonparse import flatten, scalar_text
 
 LOG_INFO = 6
 LOG_ERR = 3
@@ -67,11 +73,58 @@ def gelf_timestamp(timestamp_ns: int) -> bytes:
     return repr(milliseconds / 1000).encode()
 
 
+_NOT_IN_NAME = re.compile(r"[^\w.\-]", re.ASCII)  # GELF 1.1: an additional field's name is ^[\w\.\-]*$
+_NAMES_CACHED = 4096
+
+
+class ParsedFields:
+    """parse=json's keys as GELF additional fields: nested keys joined by `_` ({"http": {"status": 200}} gives
+    `_http_status`), after parse-key's prefix if set, each character GELF does not allow in a name as `_`. A
+    name that would replace one the driver sets (Docker's extras such as `_container_id`, or `_id`, which
+    GELF reserves) is kept as `_json_<key>`; of two keys that come out alike, the first wins. Numbers stay
+    numbers and strings strings; anything else (true, null, an array) is its JSON text, as GELF's additional
+    fields hold only strings and numbers. At most 256 fields of one record (`flatten`)."""
+
+    def __init__(self, reserved: Iterable[str], prefix: str = "") -> None:
+        self.reserved = frozenset(reserved) | {"_id"}
+        self.prefix = _NOT_IN_NAME.sub("_", prefix)
+        self._names: dict[str, bytes] = {}
+
+    def name(self, key: str) -> bytes:
+        """The field's name, quoted."""
+        name = self._names.get(key)
+        if name is None:
+            text = "_" + (f"{self.prefix}_" if self.prefix else "") + _NOT_IN_NAME.sub("_", key)
+            if text in self.reserved:
+                text = "_json" + text
+            name = json_string(text)
+            if len(self._names) < _NAMES_CACHED:
+                self._names[key] = name
+        return name
+
+    def pairs(self, fields: dict[str, Any]) -> bytes:
+        """`,"_key":value` for each field."""
+        out: list[bytes] = []
+        seen: set[bytes] = set()
+        for key, value in flatten(fields):
+            name = self.name(key)
+            if name in seen:
+                continue
+            seen.add(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                text = scalar_text(value).encode()
+            else:
+                text = json_string(scalar_text(value))
+            out.append(b"," + name + b":" + text)
+        return b"".join(out)
+
+
 class GelfEncoder:
-    def __init__(self, host: str, fields: Mapping[str, str]) -> None:
+    def __init__(self, host: str, fields: Mapping[str, str], parse_key: str = "") -> None:
         self._head = b'{"version":"1.1","host":' + json_string(host) + b',"short_message":"'
         self._extras = marshal_attrs(fields)[1:]  # `"_command":...}`, the closing brace included
         self._cache: tuple[str, int, bytes] = ("", -1, b"")
+        self.parsed = ParsedFields(fields, parse_key)
 
     def tail(self, stream: str, timestamp_ns: int) -> bytes:
         """Everything of a message after its line."""
@@ -87,6 +140,8 @@ class GelfEncoder:
     def messages(self, batch: Batch) -> list[bytes]:
         """The batch's messages, uncompressed and unframed."""
         head, tail = self._head, self.tail(batch.stream, batch.timestamp_ns)
+        if batch.fields is not None:
+            return self._with_fields(batch, head, tail)
         text = batch.text
         if text and text[:1] != b"\n" and text[-1:] != b"\n" and b"\n\n" not in text and is_plain(text, len(batch) - 1):
             # No line holds a byte to escape, so no message holds a newline: join, then split at them.
@@ -96,6 +151,18 @@ class GelfEncoder:
             for line in batch.lines
             if line
         ]
+
+    def _with_fields(self, batch: Batch, head: bytes, tail: bytes) -> list[bytes]:
+        """Messages of a batch parse=json went over: a parsed line's keys after the extras."""
+        assert batch.fields is not None
+        before_brace = tail[:-1]
+        out = []
+        for line, fields in zip(batch.lines, batch.fields, strict=True):
+            if not line:
+                continue
+            message = head + (escape_go(line) if line.translate(None, NEVER_ESCAPED) else line)
+            out.append(message + (tail if fields is None else before_brace + self.parsed.pairs(fields) + b"}"))
+        return out
 
 
 def tcp_frames(messages: list[bytes]) -> bytes:

@@ -7,7 +7,7 @@
     multiline-files=lines|events   json-file, local and the dual-logging cache: a record per line (default)
                                    or per event
     parse=json                     a line that is a JSON object becomes fields (drivers that have fields)
-    parse-key=<name>               ... under this key (fluentd), or prefixed with it (journald)
+    parse-key=<name>               ... under this key (fluentd), or prefixed with it (gelf, journald)
     redact=<regex>[,<regex>...]    matches are replaced before any driver sees the line
     redact-replacement=<text>      what replaces them (default [REDACTED])
     drop=<regex>, keep=<regex>     which lines go on: keep's matches, less drop's
@@ -243,7 +243,7 @@ def validate(driver: str, opts: Mapping[str, str], has_fields: bool, line_record
         if not has_fields:
             raise InvalidParameter(
                 f"parse=json: the {driver} log driver sends or stores each line as it is, with no fields to put JSON "
-                "keys in; remove the option, or use a driver with fields (fluentd, journald, awslogs)"
+                "keys in; remove the option, or use a driver with fields (fluentd, gelf, journald, awslogs)"
             )
     if PARSE_KEY in opts:
         if parse is None:
