@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import time
@@ -20,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from logship.runtime import cgroups
+from logship.runtime import cgroups, netavark
 from tests.harness import DOCKER, Daemon, kill_processes_under, needs_docker
+from tests.hostnet import fetch, free_port
 from tests.rootfs import build_busybox_rootfs
 from tests.rootless import RootlessDaemon, TestUser, rootless_problem, user_python
 
@@ -270,6 +273,56 @@ def test_host_and_none_networks_exec_cp_and_a_terminal(daemon: RootlessDaemon) -
     daemon.ok("rm", "-f", "-v", "copied")
     shown = daemon.ok("run", "--rm", "-t", "busybox", "sh", "-c", "tty; grep ' /dev/pts ' /proc/mounts")
     assert shown.splitlines()[0].strip() == "/dev/console" and ",gid=" in shown  # tty (5), as the host names it
+
+
+def network_helpers(daemon: RootlessDaemon) -> list[tuple[str, int]]:
+    """(command, host uid) of the processes serving the daemon's networks."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            uid = entry.stat().st_uid
+        except OSError:
+            continue
+        if entry.name.isdigit() and str(daemon.data_root / "network").encode() in b" ".join(argv):
+            found.append((argv[0].decode(errors="replace"), uid))
+    return found
+
+
+@pytest.mark.skipif(
+    bool(netavark.missing_tools()) or shutil.which("pasta") is None,
+    reason="needs netavark, aardvark-dns and passt (.ci/setup installs them)",
+)
+def test_bridge_networks_names_and_published_ports_as_the_user(rootless_user: TestUser) -> None:
+    """The networks of issue 23 from a rootless daemon: its namespaces are kept by holder processes (it may
+    not mount), netavark and aardvark-dns run as root of the user's namespace, pasta forwards -p."""
+    daemon = RootlessDaemon(rootless_user, "networks")
+    daemon.bridge = True
+    with daemon.started():
+        assert daemon.ok("run", "--rm", "busybox", "ls", "/sys/class/net").split() == ["eth0", "lo"]  # default bridge
+        daemon.ok("network", "create", "talk")
+        port = free_port()
+        httpd = ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]
+        web = ["run", "-d", "--name", "web", "--network", "talk", "-p", f"127.0.0.1:{port}:80", *httpd]
+        tun = Path("/dev/net/tun")
+        mode = stat.S_IMODE(tun.stat().st_mode)
+        if not mode & 0o006:  # as on this machine: pasta cannot run as the user, and the daemon says what to do
+            refused = daemon.cli(*web)
+            assert refused.code == 125 and "chmod 0666 /dev/net/tun" in refused.err, refused.err
+            daemon.ok("rm", "-f", "web")
+        tun.chmod(0o666)  # Debian's default, for this test only
+        try:
+            daemon.ok(*web)
+            short_id = daemon.inspect("web")["Id"][:12]
+            script = "for i in $(seq 20); do nc -w 1 web 80 </dev/null && break; sleep 0.1; done; wget -q -O- http://web/hostname"
+            assert daemon.ok("run", "--rm", "--network", "talk", "busybox", "sh", "-c", script).strip() == short_id
+            assert fetch(port).endswith(short_id + "\n")  # from the host's loopback, through pasta
+            helpers = network_helpers(daemon)  # pasta, aardvark-dns: their command lines name the data root
+            assert helpers and {owner for _, owner in helpers} == {rootless_user.uid}, helpers  # not root's
+            daemon.ok("rm", "-f", "web")
+            daemon.ok("network", "rm", "talk")
+        finally:
+            tun.chmod(mode)
 
 
 class DelegatedDaemon(RootlessDaemon):
