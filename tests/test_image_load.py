@@ -34,8 +34,10 @@ import zstandard
 from logship.cli.images import render_upload_bar
 from logship.client import APIError, Client
 from logship.errors import InvalidParameter
-from logship.runtime.imageload import load_images, open_archive
-from logship.runtime.images import ImageStore, go_architecture
+from logship.runtime.imagearchive import open_archive
+from logship.runtime.imageload import archive_images, load_images
+from logship.runtime.images import ImageStore
+from logship.runtime.platforms import go_architecture
 from tests.harness import LOGSHIP, Daemon, Result
 from tests.rootfs import HOST_BUSYBOX, build_busybox_rootfs
 from tests.tarballs import Entry, device, digest, directory, file, hardlink, hexdigest, symlink, tar_of
@@ -606,7 +608,7 @@ def load_bytes(store: ImageStore, data: bytes, scratch: Path) -> list[str]:
     upload.write(data)
     said: list[str] = []
     with open_archive(upload, scratch) as archive:
-        load_images(store, archive, archive.images(), said.append)
+        load_images(store, archive, archive_images(archive), said.append)
     return said
 
 

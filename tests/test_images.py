@@ -24,7 +24,8 @@ import pytest
 
 from logship.errors import Conflict, InvalidParameter, NotFound
 from logship.runtime.changes import apply_changes
-from logship.runtime.images import DEFAULT_PATH_ENV, IMPORT_COMMENT, ImageStore
+from logship.runtime.imageconfig import DEFAULT_PATH_ENV, IMPORT_COMMENT
+from logship.runtime.images import ImageStore
 from logship.runtime.reference import parse_reference
 from logship.runtime.tarsafe import apply_layer
 from tests.tarballs import MTIME, device, digest, directory, file, hardlink, symlink, tar_of

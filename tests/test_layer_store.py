@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from logship.runtime.images import ImageStore, tar_applier
-from logship.runtime.layers import chain_ids
+from logship.runtime.images import ImageStore
+from logship.runtime.layers import chain_ids, tar_applier
 from tests.tarballs import digest, file, tar_of
 
 BASE = tar_of(file("base.bin", b"b" * 100_000), file("etc/os-release", b"ID=test\n"))

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from logship.runtime.images import go_architecture
+from logship.runtime.platforms import go_architecture
 from tests.harness import LOGSHIP, Daemon
 from tests.registry import PASSWORD, USER, Registry, available, free_port
 from tests.rootfs import HOST_BUSYBOX, build_busybox_rootfs

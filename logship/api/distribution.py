@@ -23,10 +23,10 @@ from aiohttp import web
 from logship.api.app import add_route, backend, json_response, read_json
 from logship.api.images import error_message, json_message, progress_text
 from logship.errors import LogshipError
+from logship.runtime.platforms import parse_platform
 from logship.runtime.reference import parse_reference
 from logship.runtime.registry.auth import Credentials, decode_registry_auth
 from logship.runtime.registry.endpoints import RegistryConfig
-from logship.runtime.registry.manifests import parse_platform
 from logship.runtime.registry.pull import Puller
 from logship.runtime.registry.push import Pusher
 from logship.runtime.registry.session import Progress, Report, open_repository

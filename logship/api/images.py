@@ -28,7 +28,8 @@ from logship.api.app import Backend, add_route, backend, json_response, query_bo
 from logship.daemon import inspectshape
 from logship.errors import InvalidParameter, LogshipError
 from logship.humanize import human_size
-from logship.runtime.imageload import ArchivedImage, ImageArchive, load_images, open_archive
+from logship.runtime.imagearchive import ArchivedImage, ImageArchive, open_archive
+from logship.runtime.imageload import archive_images, load_images
 from logship.runtime.images import Image
 
 CHUNK = 1 << 20
@@ -111,7 +112,7 @@ async def _read_archive(request: web.Request, backend_: Backend) -> tuple[ImageA
     upload = await _spool_body(request, scratch)
     archive = await asyncio.to_thread(open_archive, upload, scratch)
     try:
-        return archive, await asyncio.to_thread(archive.images)
+        return archive, await asyncio.to_thread(archive_images, archive)
     except BaseException:
         archive.close()
         raise

@@ -14,7 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from logship.errors import LogshipError
-from logship.runtime.images import _import_container_config as import_container_config
+from logship.runtime.imageconfig import import_container_config
 from logship.runtime.init.rootfs import MASKED_PATHS, READONLY_PATHS
 
 if TYPE_CHECKING:

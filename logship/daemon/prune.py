@@ -18,7 +18,7 @@ from logship.daemon.events import CONTAINER, IMAGE
 from logship.errors import InvalidParameter, LogshipError
 from logship.logscommand import InvalidTime, api_timestamp
 from logship.runtime.images import Image
-from logship.runtime.images import _rootfs_size as tree_size
+from logship.runtime.treesize import tree_size
 
 if TYPE_CHECKING:
     from logship.daemon.containers import Container, ContainerManager

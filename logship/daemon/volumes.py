@@ -24,7 +24,7 @@ from typing import Any
 
 from logship.daemon.container import rfc3339_nano
 from logship.errors import Conflict, InvalidParameter, NotFound
-from logship.runtime.images import _rootfs_size as tree_size
+from logship.runtime.treesize import tree_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"

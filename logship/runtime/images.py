@@ -24,9 +24,10 @@ import`), `add_image` takes a config as it is with a function per layer that app
 whose archives `imageload` reads), and a pull (`registry.pull`) adds the layers it downloads to `layers`
 itself and then calls `commit_image`.
 
-Docker behaviour reproduced here: lookup by tag, digest, full ID or unique ID prefix (GetImage), `docker
-import`'s config, and the untag/delete rules and messages of `docker rmi` (ImageDelete). References are
-parsed in `reference`, `--change` instructions applied in `changes`.
+Docker behaviour reproduced here: lookup by tag, digest, full ID or unique ID prefix (GetImage), and
+what `docker rmi` deletes once it has untagged (ImageDelete). Elsewhere: references are parsed in
+`reference`, the untag rules and messages of `docker rmi` are `imagetags`, configs are read and `docker
+import`'s built in `imageconfig`, `--change` instructions applied in `changes`, sizes counted by `treesize`.
 """
 
 from __future__ import annotations
@@ -34,38 +35,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import re
 import shutil
 import tarfile
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from logship.errors import Conflict, InvalidParameter, NotFound, SystemError_
 from logship.runtime.changes import apply_changes
-from logship.runtime.layers import Blob, LayerApplier, LayerStore, chain_ids
-from logship.runtime.reference import (
-    HEX_RE,
-    ID_RE,
-    Reference,
-    is_id_prefix,
-    parse_reference,
-    parse_reference_or_id,
-    tag_reference,
+from logship.runtime.imageconfig import (
+    IMPORT_COMMENT,
+    config_diff_ids,
+    import_config_bytes,
+    import_container_config,
+    rfc3339_now,
 )
-from logship.runtime.tarsplit import apply_and_split
+from logship.runtime.imagetags import RemovalRecords, stored_reference, untag_for_id_removal, untag_named_reference
+from logship.runtime.layers import LayerApplier, LayerStore, chain_ids, tar_applier
+from logship.runtime.reference import HEX_RE, ID_RE, is_id_prefix, parse_reference, parse_reference_or_id, tag_reference
+from logship.runtime.treesize import tree_size
 
-DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-IMPORT_COMMENT = "Imported from -"  # Docker's history comment for `docker import -` without --message
-
-_DIFF_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CONFIG = "config.json"
 _META = "meta.json"
 _ROOTFS = "rootfs"
@@ -76,8 +69,6 @@ _ROOTFS = "rootfs"
 # the change is on disk; it must not block nor call back into the store.
 ImageEventListener = Callable[[str, str, str], None]
 
-# `docker rmi`'s answer: [{"Untagged": "busybox:latest"}, {"Deleted": "sha256:..."}]
-RemovalRecords = list[dict[str, str]]
 # Given an image ID, the IDs of the containers whose root filesystem is built on it.
 ContainersUsing = Callable[[str], list[str]]
 
@@ -170,12 +161,12 @@ class ImageStore:
         if reference and parse_reference(reference).digest is not None:
             raise InvalidParameter("cannot import digest reference")
         target = tag_reference(reference) if reference else None
-        container_config = _import_container_config()
+        container_config = import_container_config()
         apply_changes(container_config, changes)  # a bad --change fails before any byte is read
         comment = message or IMPORT_COMMENT
         with self.layers.hold([]) as held:
             layer = self.layers.add(None, tar_applier(stream), held=held)
-            config_bytes = _config_bytes(container_config, layer.diff_id, comment, _rfc3339_now())
+            config_bytes = import_config_bytes(container_config, layer.diff_id, comment, rfc3339_now())
             hex_id = self.commit_image(config_bytes)
         with self._lock:
             tags = self._read_tags()
@@ -222,9 +213,9 @@ class ImageStore:
             return hex_id
         top = self.layers.get(chains[-1])
         assert top is not None
-        with self._staging_directory("image-") as staging:
+        with self.layers.staging("image-") as staging:
             _write_durably(staging / _CONFIG, config)
-            _write_durably(staging / _META, json.dumps({"size": _rootfs_size(top.rootfs)}).encode())
+            _write_durably(staging / _META, json.dumps({"size": tree_size(top.rootfs)}).encode())
             with self._lock:
                 self._commit(staging, hex_id)
         return hex_id
@@ -247,7 +238,7 @@ class ImageStore:
         """Import a root filesystem from a local directory: the same image as importing a tar of it."""
         if not path.is_dir():
             raise InvalidParameter(f"cannot import {str(path)!r}: it is not a directory")
-        with self._staging_directory("archive-") as scratch:
+        with self.layers.staging("archive-") as scratch:
             archive_path = scratch / "rootfs.tar"
             with tarfile.open(archive_path, "w", format=tarfile.PAX_FORMAT) as archive:
                 archive.add(path, arcname=".")
@@ -263,7 +254,7 @@ class ImageStore:
             if not self._exists(image_id.removeprefix("sha256:")):
                 raise Conflict(f"the image {image_id} was removed while it was being pulled: pull it again")
             tags = self._read_tags()
-            names = [str(_stored_reference(reference)) for reference in references]
+            names = [str(stored_reference(reference)) for reference in references]
             moved = {name: tags[name] for name in names if tags.get(name, image_id) != image_id}
             tags.update((name, image_id) for name in names)
             self._write_tags(tags)
@@ -295,9 +286,9 @@ class ImageStore:
             image_id = "sha256:" + hex_id
             users = in_use_by(image_id)
             if is_id_prefix(image_id, ref_or_id):
-                records = _untag_for_id_removal(tags, image_id, force, users)
+                records = untag_for_id_removal(tags, image_id, force, users)
             else:
-                records = _untag_named_reference(tags, image_id, ref_or_id, force, users)
+                records = untag_named_reference(tags, image_id, ref_or_id, force, users)
             self._write_tags(tags)
             if users or image_id in tags.values():
                 self._emit_removal(image_id, records)
@@ -338,7 +329,7 @@ class ImageStore:
             if self._exists(hex_id):
                 return hex_id
             raise NotFound(f"No such image: {target}")
-        reference = _stored_reference(ref_or_id)
+        reference = stored_reference(ref_or_id)
         tagged = tags.get(str(reference), "").removeprefix("sha256:")
         if tagged and self._exists(tagged):
             return tagged
@@ -380,7 +371,7 @@ class ImageStore:
         try:
             size = int(json.loads((directory / _META).read_bytes())["size"])
         except (OSError, ValueError, KeyError):
-            size = _rootfs_size(rootfs)  # an image without meta: count again
+            size = tree_size(rootfs)  # an image without meta: count again
         image_id = "sha256:" + hex_id
         names = sorted(name for name, target in tags.items() if target == image_id)
         return Image(
@@ -439,204 +430,12 @@ class ImageStore:
             raise
         _fsync_directory(self._dir)
 
-    @contextmanager
-    def _staging_directory(self, prefix: str) -> Iterator[Path]:
-        """A scratch directory beside the images (same filesystem, so renames are atomic), removed
-        afterwards unless it was renamed into place."""
-        path = Path(tempfile.mkdtemp(dir=self._staging, prefix=prefix))
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _untag_named_reference(
-    tags: dict[str, str], image_id: str, reference: str, force: bool, users: Sequence[str]
-) -> RemovalRecords:
-    """`rmi <name:tag>` removes that tag (and `rmi <name@digest>` that digest). Without force, Docker
-    refuses to drop the last tag of an image a container uses, which would leave the container on a
-    nameless image. When the last tag of a repository goes, that repository's digests of the image go too."""
-    own = [name for name, target in tags.items() if target == image_id]
-    own_tags = [name for name in own if "@" not in name]
-    if users and len(own_tags) == 1 and not force:
-        raise Conflict(
-            f"conflict: unable to remove repository reference {json.dumps(reference)} (must force) - "
-            f"container {users[0][:12]} is using its referenced image {_short_id(image_id)}"
-        )
-    untagged = str(_stored_reference(reference))
-    del tags[untagged]
-    records = [{"Untagged": untagged}]
-    repository = _repository(untagged)
-    if "@" not in untagged and not any(_repository(name) == repository for name in own_tags if name != untagged):
-        for name in sorted(own):
-            if "@" in name and _repository(name) == repository:
-                del tags[name]
-                records.append({"Untagged": name})
-    return records
-
-
-def _untag_for_id_removal(tags: dict[str, str], image_id: str, force: bool, users: Sequence[str]) -> RemovalRecords:
-    """`rmi <id>` removes every tag and digest of the image; without force, only when they are of one
-    repository with at most one tag (Docker's isSingleReference), and no container uses it."""
-    own = sorted(name for name, target in tags.items() if target == image_id)
-    if users and not force:
-        raise Conflict(
-            f"conflict: unable to delete {_short_id(image_id)} (must be forced) - "
-            f"image is being used by container {users[0][:12]}"
-        )
-    single = len({_repository(name) for name in own}) <= 1 and sum("@" not in name for name in own) <= 1
-    if not single and not force:
-        raise Conflict(
-            f"conflict: unable to delete {_short_id(image_id)} (must be forced) - "
-            "image is referenced in multiple repositories"
-        )
-    for name in own:
-        del tags[name]
-    return [{"Untagged": name} for name in own]
-
-
-def _repository(name: str) -> str:
-    """ "busybox" of "busybox:latest" and of "busybox@sha256:..."."""
-    return parse_reference(name).familiar_name
-
-
-def _stored_reference(text: str) -> Reference:
-    """A reference as repositories.json keys it: name:tag (":latest" when none), or name@digest alone
-    (Docker drops the tag of a reference that has both)."""
-    reference = parse_reference(text)
-    if reference.digest is not None:
-        return replace(reference, tag=None)
-    return reference.with_default_tag()
-
-
-def json_object(data: bytes, what: str) -> dict[str, Any]:
-    """`data` parsed as a JSON object; InvalidParameter naming `what` otherwise."""
-    try:
-        document = json.loads(data)
-    except ValueError as err:
-        raise InvalidParameter(f"{what} is not valid JSON: {err}") from None
-    if not isinstance(document, dict):
-        raise InvalidParameter(f"{what} must be a JSON object")
-    return document
-
-
-def config_diff_ids(config: bytes, what: str = "the image config") -> list[str]:
-    """The config's rootfs.diff_ids, after checking it describes a Linux image; InvalidParameter naming
-    `what` otherwise."""
-    document = json_object(config, what)
-    os_name = document.get("os", "linux")
-    if os_name != "linux":
-        raise InvalidParameter(f"{what} is for the operating system {os_name!r}: logship runs Linux images only")
-    rootfs = document.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIFF_ID_RE.match(d) for d in diff_ids):
-        raise InvalidParameter(f'{what} has no valid rootfs.diff_ids (a list of "sha256:<hex>" digests)')
-    return diff_ids
-
-
-def tar_applier(stream: BinaryIO) -> LayerApplier:
-    """Applies a tar stream (plain or compressed) as a layer."""
-
-    def apply(rootfs: Path, directory: Path) -> tuple[str, Blob | None]:
-        return apply_and_split(stream, rootfs, directory), None
-
-    return apply
-
-
-def _short_id(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]
-
-
-def _import_container_config() -> dict[str, Any]:
-    """The "config" of an imported image: Docker's empty container config plus a usable PATH."""
-    return {
-        "Hostname": "",
-        "Domainname": "",
-        "User": "",
-        "AttachStdin": False,
-        "AttachStdout": False,
-        "AttachStderr": False,
-        "Tty": False,
-        "OpenStdin": False,
-        "StdinOnce": False,
-        "Env": [DEFAULT_PATH_ENV],
-        "Cmd": None,
-        "Image": "",
-        "Volumes": None,
-        "WorkingDir": "",
-        "Entrypoint": None,
-        "OnBuild": None,
-        "Labels": None,
-    }
-
-
-def _config_bytes(container_config: dict[str, Any], diff_id: str, comment: str, created: str) -> bytes:
-    """The image config in the field order Docker writes, compact, as the bytes the ID is hashed from."""
-    config = {
-        "architecture": go_architecture(),
-        "comment": comment,
-        "config": container_config,
-        "created": created,
-        "history": [{"created": created, "comment": comment}],
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }
-    return json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-_GO_ARCHITECTURES = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "i386": "386",
-    "i686": "386",
-    "armv7l": "arm",
-    "armv6l": "arm",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
-
-
-def go_architecture() -> str:
-    """This machine's architecture under Go's name, as image configs record it."""
-    machine = platform.machine().lower()
-    return _GO_ARCHITECTURES.get(machine, machine)
-
-
-def _rfc3339_now() -> str:
-    """Now in UTC as Go writes time.Time in JSON: nanoseconds, trailing zeros dropped."""
-    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    fraction = f"{nanoseconds:09d}".rstrip("0")
-    return f"{whole}.{fraction}Z" if fraction else f"{whole}Z"
-
 
 def _created_sort_key(created: str) -> float:
     try:
         return datetime.fromisoformat(created).timestamp()
     except ValueError:
         return 0.0
-
-
-def _rootfs_size(root: Path) -> int:
-    """Bytes in the tree as Docker's overlay2 driver counts a layer: every non-directory entry's size
-    (a symlink counts its target's length), each hard-linked file once."""
-    seen: set[int] = set()
-    total = 0
-    pending = [root]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                if info.st_size and info.st_ino not in seen:
-                    seen.add(info.st_ino)
-                    total += info.st_size
-    return total
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -36,9 +36,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from logship.errors import InvalidParameter, SystemError_
 from logship.runtime.reference import ID_RE
+from logship.runtime.tarsplit import apply_and_split
 
 LAYERS = "layers"
 _ROOTFS = "rootfs"
@@ -89,6 +91,15 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
             diff_id if not chains else "sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest()
         )
     return chains
+
+
+def tar_applier(stream: BinaryIO) -> LayerApplier:
+    """Applies a tar stream (plain or compressed) as a layer."""
+
+    def apply(rootfs: Path, directory: Path) -> tuple[str, Blob | None]:
+        return apply_and_split(stream, rootfs, directory), None
+
+    return apply
 
 
 class LayerStore:

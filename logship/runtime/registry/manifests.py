@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from logship.errors import InvalidParameter
-from logship.runtime import images
-from logship.runtime.imageload import LAYER_MEDIA_TYPES
-from logship.runtime.images import go_architecture, json_object
+from logship.runtime import imageconfig
+from logship.runtime.imageconfig import json_object
+from logship.runtime.ocilayout import LAYER_MEDIA_TYPES
+from logship.runtime.platforms import Platform, match_platform, platform_text
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -36,8 +37,6 @@ ACCEPT = [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX]
 
 MAX_LAYERS = 1000
 _DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
-# buildx keeps provenance and SBOMs as extra manifests in an index; they are not images to run.
-_ANNOTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
 
 
 @dataclass(frozen=True)
@@ -58,30 +57,6 @@ class Manifest:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-
-    def __str__(self) -> str:
-        return "/".join(part for part in (self.os, self.architecture, self.variant) if part)
-
-
-def this_platform() -> Platform:
-    return Platform("linux", go_architecture())
-
-
-def parse_platform(text: str) -> Platform:
-    """`--platform linux/arm64/v8` (os/arch[/variant]); InvalidParameter naming it otherwise."""
-    parts = text.strip().lower().split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise InvalidParameter(f'"{text}": unknown operating system or architecture: give os/arch[/variant]')
-    if parts[0] != "linux":
-        raise InvalidParameter(f'"{text}": logship runs Linux images only (give linux/<arch>)')
-    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -120,20 +95,11 @@ def parse_index(body: bytes, source: str) -> list[Descriptor]:
 
 def choose_platform(entries: list[Descriptor], wanted: Platform, source: str) -> Descriptor:
     """The entry of a manifest list or index for `wanted` (a variant matches when none is asked for)."""
-    images = [
-        entry
-        for entry in entries
-        if entry.media_type in MANIFEST_TYPES and _ANNOTATION_REFERENCE_TYPE not in (entry.annotations or {})
-    ]
-    for entry in images:
-        platform = entry.platform or {}
-        if (
-            platform.get("os") == wanted.os
-            and platform.get("architecture") == wanted.architecture
-            and (not wanted.variant or platform.get("variant", "") == wanted.variant)
-        ):
-            return entry
-    offered = ", ".join(_platform_text(entry) for entry in images) or "none"
+    manifests = [entry for entry in entries if entry.media_type in MANIFEST_TYPES]
+    chosen, images = match_platform(manifests, wanted, lambda entry: entry.platform, lambda entry: entry.annotations)
+    if chosen is not None:
+        return chosen
+    offered = ", ".join(platform_text(entry.platform) for entry in images) or "none"
     raise InvalidParameter(
         f"no matching manifest for {wanted} in the manifest list entries of {source} (it has {offered}): "
         "give --platform to pick another"
@@ -168,7 +134,7 @@ def parse_manifest(body: bytes, media_type: str, source: str) -> Manifest:
 
 
 def config_diff_ids(config: bytes, layers: int, source: str) -> list[str]:
-    diff_ids = images.config_diff_ids(config, f"the image config of {source}")
+    diff_ids = imageconfig.config_diff_ids(config, f"the image config of {source}")
     if len(diff_ids) != layers:
         raise InvalidParameter(
             f"the manifest of {source} lists {layers} layers but its config's rootfs.diff_ids lists "
@@ -194,8 +160,3 @@ def _descriptor(value: Any, what: str) -> Descriptor:
         platform=platform if isinstance(platform, dict) else None,
         annotations=annotations if isinstance(annotations, dict) else None,
     )
-
-
-def _platform_text(entry: Descriptor) -> str:
-    platform = entry.platform or {}
-    return "/".join(str(platform[key]) for key in ("os", "architecture", "variant") if platform.get(key))

@@ -25,6 +25,7 @@ from typing import Any
 from logship.errors import InvalidParameter, LogshipError, NotFound, Unauthorized
 from logship.runtime.images import Image, ImageStore
 from logship.runtime.layers import Blob, LayerApplier, chain_ids
+from logship.runtime.platforms import Platform, this_platform
 from logship.runtime.reference import Reference, parse_reference
 from logship.runtime.registry import manifests
 from logship.runtime.registry.auth import Credentials
@@ -38,7 +39,7 @@ from logship.runtime.registry.client import (
     raise_for_answer,
 )
 from logship.runtime.registry.endpoints import RegistryConfig
-from logship.runtime.registry.manifests import Descriptor, Platform
+from logship.runtime.registry.manifests import Descriptor
 from logship.runtime.registry.session import MAX_CONCURRENT_DOWNLOADS, Progress, Report, open_repository
 from logship.runtime.tarsplit import apply_and_split
 
@@ -76,7 +77,7 @@ class Puller:
         reference it was stored under. Errors before the first report are the request's errors."""
         reference = _pull_reference(name)
         async with open_repository(self.config, reference, credentials, "pull") as repository:
-            resolved = await self._resolve(repository, reference, platform or manifests.this_platform())
+            resolved = await self._resolve(repository, reference, platform or this_platform())
             report(Progress(f"Pulling from {_repository_name(reference)}", reference.tag or reference.digest))
             image_id = "sha256:" + hashlib.sha256(resolved.config).hexdigest()
             fresh = not await asyncio.to_thread(self.store.exists, image_id)
