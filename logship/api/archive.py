@@ -19,8 +19,9 @@ import orjson
 from aiohttp import web
 
 from logship.api.app import add_route, backend, query_bool
-from logship.daemon.containers import Container, ContainerManager
+from logship.daemon.containers import ContainerManager
 from logship.daemon.copying import container_root
+from logship.daemon.handle import Container
 from logship.errors import InvalidParameter
 from logship.runtime import archive
 

@@ -18,7 +18,8 @@ from logship.api.filters import label_matches, query_filters
 from logship.api.framing import MULTIPLEXED, RAW, STREAM_TYPES, LogEncoder, error_frame, frame
 from logship.daemon import inspectshape, ports, prune
 from logship.daemon.container import ContainerRecord
-from logship.daemon.containers import Container, ContainerManager
+from logship.daemon.containers import ContainerManager
+from logship.daemon.handle import Container
 from logship.daemon.signals import parse_signal
 from logship.daemon.top import top as top_of
 from logship.errors import InvalidParameter, LogshipError

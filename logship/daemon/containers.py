@@ -1,8 +1,10 @@
-"""The daemon's containers: create, start, stop, kill, restart, wait, remove, attach and logs.
+"""The daemon's containers: the registry of them (ids, names, events) and what the API asks of them: create,
+start, stop, kill, restart, rename, wait, remove, attach and logs.
 
-Beside this module: `logsource` opens a run's log drivers and reads logs back, `drain` bounds the end
-of a run's output, `restore` finds the containers again when the daemon starts, `restarting` applies
-restart policies, `signals` parses signal names.
+Beside this module: `handle` is the container the daemon holds, `monitor` follows a run from its start to
+its exit, `logsource` opens a run's log drivers and reads logs back, `drain` bounds the end of a run's
+output, `restore` finds the containers again when the daemon starts, `restarting` applies restart
+policies, `signals` parses signal names.
 
 Each running container has a runtime process (see `logship.runtime.spawn`), two copier tasks reading
 its stdout and stderr, a router feeding its log drivers, and a monitor task that waits for the exit, lets
@@ -24,16 +26,13 @@ import logging
 import signal
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from logship.daemon import create, logsource, mounts, restart, restarting, restore, runspec
-from logship.daemon.attach import Attachments, StdinPipe, Subscriber
-from logship.daemon.container import ContainerRecord
-from logship.daemon.drain import DRAIN_TIMEOUT_S, EXIT_FLUSH_REASON, release_when_drained
+from logship.daemon import create, logsource, monitor, mounts, restarting, restore, runspec
+from logship.daemon.attach import Subscriber
 from logship.daemon.events import CONTAINER, Events
 from logship.daemon.execs import Execs
+from logship.daemon.handle import Container
 from logship.daemon.names import random_name
 from logship.daemon.netattach import ContainerNetworking
 from logship.daemon.output import Output
@@ -45,7 +44,7 @@ from logship.drivers.base import LogDriver, Run
 from logship.errors import Conflict, InvalidParameter, LogshipError, NotFound, NotModified
 from logship.pipeline.budget import DaemonBudget
 from logship.pipeline.info import ContainerInfo
-from logship.pipeline.message import STDERR, STDOUT, Message
+from logship.pipeline.message import Message
 from logship.pipeline.readconfig import ReadConfig
 from logship.pipeline.router import DEFAULT_FLUSH_TIMEOUT_S
 from logship.pipeline.stats import LogStats
@@ -56,43 +55,6 @@ from logship.settings import Settings
 log = logging.getLogger("logship.containers")
 
 DEFAULT_STOP_TIMEOUT_S = 10
-
-
-@dataclass
-class Container:
-    record: ContainerRecord
-    dir: Path
-    process: spawn.Process | None = None
-    output: Output | None = None  # its logging while its logs are open (kept between a policy's runs)
-    attachments: Attachments = field(default_factory=Attachments)
-    stdin: StdinPipe | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    process_exited: asyncio.Event = field(default_factory=asyncio.Event)  # the main process is gone
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)  # ... and its logs are flushed
-    removed: asyncio.Event = field(default_factory=asyncio.Event)
-    started: asyncio.Event = field(default_factory=asyncio.Event)  # set while a run is live
-    exit_count: int = 0  # runs ended since the daemon started, for wait(condition=next-exit)
-    exit_event: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) at each exit
-    monitor: asyncio.Task[None] | None = None
-    copiers: list[asyncio.Task[None]] = field(default_factory=list)
-    pending_restart: asyncio.Task[None] | None = None  # a policy restart waiting out its back-off
-    backoff_s: float = 0.0  # the last back-off delay; in memory only, as in dockerd
-    # Docker's cancelled restart manager: the user stopped this run, so its exit is not followed by a
-    # restart whatever the policy. Cleared at every start.
-    restart_called_off: bool = False
-    manual_restart: bool = False  # `restart` is stopping it to start it again: no --rm removal in between
-
-    def __post_init__(self) -> None:
-        if not self.record.state.running:
-            self.process_exited.set()
-            self.stopped.set()
-
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    def save(self) -> None:
-        self.record.save(self.dir)
 
 
 class ContainerManager:
@@ -230,137 +192,16 @@ class ContainerManager:
                 container.save()
                 log.warning("container %s failed to start: %s", record.short_id, err.message)
                 if by_policy:
-                    self._signal_exit(container)  # it was "restarting", it is now stopped for good
+                    container.signal_exit()  # it was "restarting", it is now stopped for good
                 raise StartFailed(err.message, err.exit_code) from None
             except Exception as err:
                 await self.network.release(container)
                 await self._close_drivers(container, drivers)
                 log.exception("starting container %s failed", record.short_id)
                 raise LogshipError(f"starting the container failed: {type(err).__name__}: {err}") from err
-            self._run(container, process, drivers)
+            monitor.run(self, container, process, drivers)
             log.info("started container %s (pid %d)", record.short_id, process.init_pid)
             self.event(container, "start")
-
-    def _run(
-        self, container: Container, process: spawn.Process, drivers: list[LogDriver], restored: bool = False
-    ) -> None:
-        """Wire a started (or re-found, `restored`) process to its copiers, router and monitor."""
-        record = container.record
-        state = record.state
-        if state.status != "running":
-            state.started_ns = time.time_ns()
-            state.finished_ns = 0
-            state.exit_code = 0
-            state.error = ""
-            state.oom_killed = False
-        state.status = "running"
-        state.pid = process.init_pid
-        container.process = process
-        container.process_exited = asyncio.Event()
-        container.stopped = asyncio.Event()
-        if container.output is None:  # else kept from the previous run by a policy restart
-            # A pty is not a pipe: its output cannot be spliced, nor replayed.
-            container.output = self.output_for(container, drivers, spooled=not process.tty, restored=restored)
-        if process.stdin_fd is not None:
-            stdin_once = bool(record.config.get("StdinOnce"))
-            container.stdin = StdinPipe(process.stdin_fd, on_eof=process.close_stdin if stdin_once else None)
-        container.save()
-        container.started.set()
-        container.monitor = asyncio.get_running_loop().create_task(
-            self._monitor(container, process, container.output), name=f"monitor-{record.short_id}"
-        )
-
-    async def _monitor(self, container: Container, process: spawn.Process, output: Output) -> None:
-        record = container.record
-        router = output.router
-
-        def count_bytes(n: int) -> None:
-            record.log_stats.bytes_read += n
-
-        streams: list[tuple[int | None, str]] = [(process.stdout_fd, STDOUT)]
-        if process.stderr_fd is not None:
-            streams.append((process.stderr_fd, STDERR))
-        spool = output.spool
-        if spool is not None and process.output_lost:  # the fds read nothing: only what the spool already holds
-            streams = [(None, name) for _, name in streams]
-        container.copiers = copiers = output.copy(streams, container.attachments.publish, count_bytes, record.short_id)
-        if spool is not None:
-            releasing = asyncio.create_task(release_when_drained(record.short_id, process, output))
-        try:
-            status = await process.wait()
-        except Exception as err:  # the runtime lost track of the process: record it, never stay "running"
-            log.exception("container %s: waiting for its exit failed", record.short_id)
-            status = spawn.ExitStatus(spawn.EXIT_UNKNOWN, False)
-            record.state.error = f"lost track of the container's process: {err}"
-        finally:
-            if spool is not None:
-                releasing.cancel()
-        container.process_exited.set()
-        await self.network.release(container)
-        # One bound from the exit on: the copiers drain the pipes (and the spool) into the router, then the
-        # router flushes, all within DEFAULT_FLUSH_TIMEOUT_S plus the drivers' close grace. A driver stuck past
-        # it must not hold `stop` longer: the copiers stop waiting for it and count what it missed. (With a
-        # spool, _release_when_drained has already applied the bound while the pipes drained.)
-        flush_deadline = time.monotonic() + DEFAULT_FLUSH_TIMEOUT_S
-        done, pending = await asyncio.wait(copiers, timeout=0 if router.given_up else DEFAULT_FLUSH_TIMEOUT_S)
-        if pending:
-            router.give_up_waiting(EXIT_FLUSH_REASON)
-            more, pending = await asyncio.wait(pending, timeout=DRAIN_TIMEOUT_S)
-            done |= more
-        for task in pending:
-            log.error("container %s: output still open %ss after exit; closing it", record.short_id, DRAIN_TIMEOUT_S)
-            task.cancel()
-        for task in done:
-            if task.exception() is not None:
-                log.error("container %s: reading its output failed: %s", record.short_id, task.exception())
-        restarts = restarting.restarts_after_exit(self, container, status.exit_code)
-        if restarts:
-            router.resume_waiting()
-            # The drivers stay open for the next run. Let them write this run's last lines first, so that
-            # `logs` read after the exit is complete.
-            await router.wait_idle(DRAIN_TIMEOUT_S)
-            # A stop may have come meanwhile.
-            restarts = restarting.restarts_after_exit(self, container, status.exit_code)
-        if not restarts:
-            await self.close_output(container, 1.0 if router.given_up else max(1.0, flush_deadline - time.monotonic()))
-        container.attachments.close()
-        container.started.clear()
-        container.stdin = None
-        process.close_fds()
-        state = record.state
-        state.exit_code = status.exit_code
-        state.oom_killed = status.oom_killed
-        state.finished_ns = time.time_ns()
-        state.pid = 0
-        container.process = None
-        if restarts:
-            ran_for_s = (state.finished_ns - state.started_ns) / 1e9
-            container.backoff_s = restart.next_delay(container.backoff_s, ran_for_s)
-            record.restart_count += 1
-            state.status = "restarting"
-        else:
-            state.status = "exited"
-        container.save()
-        dropped = record.log_stats.lines_dropped
-        log.info(
-            "container %s exited with code %d%s%s",
-            record.short_id,
-            status.exit_code,
-            f"; {dropped} log lines were dropped by the non-blocking buffer" if dropped else "",
-            f"; restart {record.restart_count} in {container.backoff_s:g}s by its restart policy" if restarts else "",
-        )
-        if status.oom_killed:
-            self.event(container, "oom")
-        self.event(container, "die", exitCode=str(status.exit_code))
-        container.stopped.set()
-        self._signal_exit(container)
-        if restarts:
-            restarting.schedule_restart(self, container, container.backoff_s)
-        elif record.host_config.get("AutoRemove") and not container.manual_restart:
-            try:
-                await self.remove(container, force=False, volumes=True)
-            except LogshipError as err:
-                log.error("auto-removing container %s failed: %s", record.short_id, err)
 
     async def _close_drivers(self, container: Container, drivers: list[LogDriver]) -> None:
         """Close a run's drivers: through the output that fed them if there is one (it flushes them first)."""
@@ -559,12 +400,6 @@ class ContainerManager:
         while container.exit_count < target and not container.removed.is_set():
             await container.exit_event.wait()
 
-    @staticmethod
-    def _signal_exit(container: Container) -> None:
-        container.exit_count += 1
-        event, container.exit_event = container.exit_event, asyncio.Event()
-        event.set()
-
     async def remove(self, container: Container, force: bool, volumes: bool = False) -> None:
         """`volumes` (rm -v, and --rm): its anonymous volumes go too; named volumes always stay."""
         record = container.record
@@ -586,7 +421,7 @@ class ContainerManager:
         self._names.pop(record.name, None)
         self.execs.forget_container(container)
         container.removed.set()
-        self._signal_exit(container)
+        container.signal_exit()
         log.info("removed container %s %s", record.short_id, record.name)
         self.event(container, "destroy")
         if volumes:

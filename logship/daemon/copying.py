@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from logship.runtime.archive import Root
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 
 @contextlib.asynccontextmanager

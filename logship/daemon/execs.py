@@ -30,7 +30,8 @@ from logship.pipeline.message import STDERR, STDOUT
 from logship.runtime import capabilities, execs
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 log = logging.getLogger("logship.exec")
 

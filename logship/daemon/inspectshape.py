@@ -18,7 +18,8 @@ from logship.runtime.imageconfig import import_container_config
 from logship.runtime.init.rootfs import MASKED_PATHS, READONLY_PATHS
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 SHM_SIZE = 64 * 1024 * 1024  # the /dev/shm every container gets (runtime/init/rootfs.py), dockerd's default
 

@@ -22,7 +22,7 @@ from logship.pipeline.message import Message
 from logship.pipeline.readconfig import ReadConfig
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container
+    from logship.daemon.handle import Container
 
 log = logging.getLogger("logship.containers")
 

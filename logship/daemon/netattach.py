@@ -39,7 +39,7 @@ from logship.runtime.netstack import NetworkHost
 from logship.runtime.statedir import write_atomically
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container
+    from logship.daemon.handle import Container
 
 log = logging.getLogger("logship.network")
 

@@ -21,7 +21,8 @@ from logship.runtime.images import Image
 from logship.runtime.treesize import tree_size
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 log = logging.getLogger("logship.prune")
 

@@ -15,7 +15,7 @@ from logship.daemon.container import rfc3339_nano
 from logship.runtime import cgroupstats
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container
+    from logship.daemon.handle import Container
 
 INTERVAL_S = 1.0  # dockerd's collector interval
 ZERO_CPU: dict[str, Any] = {

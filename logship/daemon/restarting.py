@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from logship.daemon import restart
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 log = logging.getLogger("logship.containers")
 
@@ -49,7 +50,7 @@ async def _restart_later(manager: ContainerManager, container: Container, delay_
             record.state.status = "exited"
             record.state.error = f"restart failed: {err}"
             container.save()
-        manager._signal_exit(container)
+        container.signal_exit()
 
 
 async def call_off_restart(manager: ContainerManager, container: Container) -> bool:
@@ -68,7 +69,7 @@ async def call_off_restart(manager: ContainerManager, container: Container) -> b
         record.state.status = "exited"
         container.save()
     log.info("container %s: its pending restart was called off", record.short_id)
-    manager._signal_exit(container)
+    container.signal_exit()
     return True
 
 

@@ -13,24 +13,23 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from logship.daemon import logsource, restarting
+from logship.daemon import logsource, monitor, restarting
 from logship.daemon.container import ContainerRecord
 from logship.daemon.drain import DRAIN_TIMEOUT_S
+from logship.daemon.handle import Container
 from logship.errors import LogshipError
 from logship.pipeline.acknowledging import repair_log_files
 from logship.pipeline.spool import has_spool
 from logship.runtime import spawn
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
 
 log = logging.getLogger("logship.containers")
 
 
 async def load(manager: ContainerManager) -> None:
     """Every container of the data root, running ones reattached; then restart policies apply."""
-    from logship.daemon.containers import Container  # the module that imports this one
-
     manager.root.mkdir(parents=True, exist_ok=True)
     found = []
     for directory in sorted(manager.root.iterdir()):
@@ -86,7 +85,7 @@ async def restore(manager: ContainerManager, container: Container) -> None:
         drivers = []
     if process.output_lost:
         log.error("container %s: its output cannot be read after the restart: %s", record.short_id, process.output_lost)
-    manager._run(container, process, drivers, restored=True)
+    monitor.run(manager, container, process, drivers, restored=True)
     if process.init_pid:
         log.info("reattached to running container %s (pid %d)", record.short_id, process.init_pid)
         return

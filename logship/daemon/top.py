@@ -15,7 +15,8 @@ from logship.errors import Conflict, InvalidParameter, LogshipError
 from logship.runtime.procs import pids_of
 
 if TYPE_CHECKING:
-    from logship.daemon.containers import Container, ContainerManager
+    from logship.daemon.containers import ContainerManager
+    from logship.daemon.handle import Container
 
 DEFAULT_PS_ARGS = "-ef"
 
