@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logship.errors import InvalidParameter
-from logship.runtime import cgroupdelegation, cgroups, tarsafe
+from logship.runtime import cgroupdelegation, cgroups, tarmeta
 from logship.runtime.cgroups import Limits
 from logship.runtime.userns import IdRange, Mapping, planned_mapping, subordinate_ranges
 
@@ -112,10 +112,10 @@ def test_a_hybrid_hosts_empty_v2_hierarchy_is_explained(tmp_path: Path) -> None:
     )
 
 
-def writer_with(tmp_path: Path, mapping: Mapping) -> tarsafe._LayerWriter:
-    writer = tarsafe._LayerWriter(tmp_path)
-    writer._mapping = mapping  # as inside a rootless daemon's namespace
-    return writer
+def metadata_with(mapping: Mapping) -> tarmeta.Metadata:
+    metadata = tarmeta.Metadata()
+    metadata.mapping = mapping  # as inside a rootless daemon's namespace
+    return metadata
 
 
 def member(uid: int, gid: int) -> tarfile.TarInfo:
@@ -124,19 +124,13 @@ def member(uid: int, gid: int) -> tarfile.TarInfo:
     return info
 
 
-def test_in_a_single_id_namespace_every_file_belongs_to_root(tmp_path: Path) -> None:
-    writer = writer_with(tmp_path, planned_mapping(1001, 1001, [], []))
-    try:
-        assert writer._owner_of(member(1000, 50)) == (0, 0)
-    finally:
-        writer.close()
+def test_in_a_single_id_namespace_every_file_belongs_to_root() -> None:
+    metadata = metadata_with(planned_mapping(1001, 1001, [], []))
+    assert metadata.owner_of(member(1000, 50)) == (0, 0)
 
 
-def test_with_a_range_owners_are_kept_and_unmapped_ones_refused_by_name(tmp_path: Path) -> None:
-    writer = writer_with(tmp_path, planned_mapping(1001, 1001, [(100000, 65536)], [(100000, 65536)]))
-    try:
-        assert writer._owner_of(member(1000, 50)) == (1000, 50)
-        with pytest.raises(InvalidParameter, match=r"'srv/data': it belongs to uid 70000, gid 0, .* \(ids 0-65536\)"):
-            writer._owner_of(member(70000, 0))
-    finally:
-        writer.close()
+def test_with_a_range_owners_are_kept_and_unmapped_ones_refused_by_name() -> None:
+    metadata = metadata_with(planned_mapping(1001, 1001, [(100000, 65536)], [(100000, 65536)]))
+    assert metadata.owner_of(member(1000, 50)) == (1000, 50)
+    with pytest.raises(InvalidParameter, match=r"'srv/data': it belongs to uid 70000, gid 0, .* \(ids 0-65536\)"):
+        metadata.owner_of(member(70000, 0))

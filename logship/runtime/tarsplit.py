@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logship.errors import InvalidParameter
-from logship.runtime.tarsafe import Readable, apply_layer
+from logship.runtime.tarsafe import apply_layer
+from logship.runtime.tarstream import Readable
 
 SKELETON = "tar-split.gz"
 INDEX = "tar-split.json"

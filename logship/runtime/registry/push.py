@@ -33,8 +33,8 @@ from logship.runtime.registry.auth import Credentials
 from logship.runtime.registry.client import Repository, raise_for_answer
 from logship.runtime.registry.endpoints import RegistryConfig
 from logship.runtime.registry.session import MAX_CONCURRENT_UPLOADS, Progress, Report, open_repository
-from logship.runtime.tarsafe import decompressed
 from logship.runtime.tarsplit import has_split, layer_tar
+from logship.runtime.tarstream import decompressed
 
 _PUSHED = "pushed.json"
 _CHUNK = 1 << 20
