@@ -40,8 +40,8 @@ import zstandard
 
 from logship.errors import InvalidParameter
 from logship.runtime.layers import Blob, LayerApplier
-from logship.runtime.tarsafe import Readable, decompressed, is_compressed
 from logship.runtime.tarsplit import apply_and_split
+from logship.runtime.tarstream import Readable, decompressed, is_compressed
 
 # Called with (layer ID: the first 12 hex digits of its diff ID, bytes read so far, bytes in all).
 LayerProgress = Callable[[str, int, int], None]

@@ -41,10 +41,7 @@ from typing import BinaryIO
 from logship.errors import InvalidParameter, SystemError_
 from logship.runtime import tarmeta
 from logship.runtime.rootwalk import DIR_FLAGS, lstat, open_directory, relative_parts, remove
-from logship.runtime.tarstream import COPY_CHUNK, DigestingReader, LayerObserver, StrictTarInfo
-from logship.runtime.tarstream import Readable as Readable  # re-exported: imageload imports it from here
-from logship.runtime.tarstream import decompressed as decompressed  # re-exported: imageload imports it from here
-from logship.runtime.tarstream import is_compressed as is_compressed  # re-exported: imageload imports it from here
+from logship.runtime.tarstream import COPY_CHUNK, DigestingReader, LayerObserver, StrictTarInfo, decompressed
 from logship.runtime.whiteouts import WHITEOUT_PREFIX, apply_whiteout
 
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
