@@ -181,6 +181,34 @@ def test_privileged_gets_every_capability_no_seccomp_and_the_hosts_devices(share
     ]
 
 
+# Open the node made for each device: "opened" (a read error past the open counts as opened: /dev/fuse
+# answers EIO when nothing is mounted), or the open's error.
+OPEN_MADE_NODES = (
+    "for dev in 'c 1 3' 'c 136 0' 'c 10 229' 'c 1 11' 'b 7 0'; do rm -f /tmp/node; mknod /tmp/node $dev || exit 9;"
+    " if head -c 1 /tmp/node >/dev/null 2>/tmp/err || ! grep -q 'Operation not permitted' /tmp/err;"
+    ' then echo "$dev opened"; else echo "$dev refused"; fi; done'
+)
+
+
+@pytest.mark.skipif(
+    not Path("/sys/fs/cgroup/devices").is_dir(), reason="needs the cgroup v1 devices controller (cgroup v2: none)"
+)
+def test_a_node_made_with_mknod_opens_only_for_dockers_default_devices(shared_daemon: Daemon) -> None:
+    """CAP_MKNOD stays (Docker's default set), so root in a container can make a node for any device: the
+    device cgroup lets it open only Docker's default list (null, zero, full, random, urandom, tty, console,
+    ptmx, pty slaves, tun), as runc's. --privileged keeps every device, as with Docker; exec is inside."""
+    plain = shared_daemon.ok("run", "--rm", "busybox", "sh", "-c", OPEN_MADE_NODES).splitlines()
+    assert plain == ["c 1 3 opened", "c 136 0 opened", "c 10 229 refused", "c 1 11 refused", "b 7 0 refused"]
+    privileged = shared_daemon.ok("run", "--rm", "--privileged", "busybox", "sh", "-c", OPEN_MADE_NODES)
+    assert "c 10 229 opened" in privileged.splitlines()  # fuse: no device policy for --privileged
+    container = shared_daemon.ok("run", "-d", "busybox", "sleep", "60").strip()
+    try:
+        in_exec = shared_daemon.ok("exec", container, "sh", "-c", OPEN_MADE_NODES).splitlines()
+        assert "c 10 229 refused" in in_exec and "c 1 3 opened" in in_exec
+    finally:
+        shared_daemon.ok("rm", "-f", container)
+
+
 @needs_docker
 def test_the_docker_cli_and_docker_py_get_the_same_confinement(shared_daemon: Daemon) -> None:
     import docker as docker_py

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from logship.errors import InvalidParameter
+from logship.runtime import devicecgroup
 
 CPU_PERIOD_US = 100_000
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's linuxMinMemory
@@ -160,7 +161,7 @@ def discover(mountinfo: Path = _MOUNTINFO) -> Hierarchy:
             v2_root = mount_point
         elif tail[0] == "cgroup":
             for option in tail[2].split(","):
-                if option in CONTROLLERS or option in ACCOUNTING:
+                if option in CONTROLLERS or option in ACCOUNTING or option == devicecgroup.CONTROLLER:
                     v1.setdefault(option, mount_point)
     if v2_root is not None:
         ours = _v2_controllers(v2_root) & set(CONTROLLERS)
@@ -236,8 +237,9 @@ class Cgroup:
         return cls(version, {str(key): str(value) for key, value in dirs.items()})
 
 
-def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None) -> Cgroup:
-    """Make `logship/<id>` in each hierarchy and write the limits. Raises CgroupError."""
+def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None, privileged: bool = False) -> Cgroup:
+    """Make `logship/<id>` in each hierarchy, write the limits and, on v1, the device policy (see
+    devicecgroup; none for `privileged`). Raises CgroupError."""
     hierarchy = hierarchy if hierarchy is not None else discover()
     if hierarchy.version == 2 and hierarchy.unified_root is None:  # a rootless daemon without a subtree
         problem = refusal(limits, hierarchy)
@@ -247,7 +249,7 @@ def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None
     if hierarchy.version == 2:
         cgroup = _create_v2(container_id, limits, hierarchy)
     else:
-        cgroup = _create_v1(container_id, limits, hierarchy)
+        cgroup = _create_v1(container_id, limits, hierarchy, privileged)
     try:
         _write_limits(cgroup, limits)
     except CgroupError:
@@ -256,8 +258,22 @@ def create(container_id: str, limits: Limits, hierarchy: Hierarchy | None = None
     return cgroup
 
 
-def _create_v1(container_id: str, limits: Limits, hierarchy: Hierarchy) -> Cgroup:
+def _create_v1(container_id: str, limits: Limits, hierarchy: Hierarchy, privileged: bool) -> Cgroup:
     cgroup = Cgroup(1)
+    devices = hierarchy.roots.get(devicecgroup.CONTROLLER)
+    if devices is not None:
+        directory = devices / PARENT / container_id
+        try:
+            _make_fresh(directory)
+        except OSError:
+            pass  # not ours to change (a daemon without root on the host): the container runs as before
+        else:
+            cgroup.dirs[devicecgroup.CONTROLLER] = str(directory)
+            try:
+                devicecgroup.confine(directory, privileged)
+            except devicecgroup.DeviceCgroupError as err:
+                cgroup.remove()
+                raise CgroupError(str(err)) from err
     for controller in (*CONTROLLERS, *ACCOUNTING):
         flag = limits.needs(controller)
         root = hierarchy.roots.get(controller)

@@ -139,7 +139,8 @@ async def start(spec: ContainerSpec) -> Process:
     state_dir = spec.state_dir.resolve()
     config = _init_config(spec, state_dir)
     try:
-        cgroup = cgroups.create(spec.container_id, cgroups.Limits(spec.memory, spec.pids_limit, spec.nano_cpus))
+        limits = cgroups.Limits(spec.memory, spec.pids_limit, spec.nano_cpus)
+        cgroup = cgroups.create(spec.container_id, limits, privileged=spec.privileged)
     except cgroups.CgroupError as err:
         raise StartError(str(err)) from err
     except OSError as err:
