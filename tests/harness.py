@@ -245,20 +245,13 @@ def terminal_session(command: list[str], env: dict[str, str], typed: bytes, mark
 
 def kill_processes_under(data_root: Path) -> None:
     """Kill every process whose working directory lies under `data_root` (container supervisors run in
-    their state directory), or that serves its networks (pasta, aardvark-dns: their command line names a
-    path under it), then wait for them to go, and unmount the network namespaces a killed daemon left."""
+    their state directory), or that serves its networks (see `network_servers`), then wait for them to go,
+    and unmount the network namespaces a killed daemon left."""
     prefix = str(data_root.resolve())
-    victims = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if cwd == prefix or cwd.startswith(prefix + "/") or prefix + "/network" in cmdline:
-            victims.append(int(entry.name))
+    network = _network_prefix(data_root)
+    victims = [
+        pid for pid, cwd, cmdline in _processes() if cwd == prefix or cwd.startswith(prefix + "/") or network in cmdline
+    ]
     for pid in victims:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -268,6 +261,30 @@ def kill_processes_under(data_root: Path) -> None:
     namespaces = data_root / "network" / "netns"
     for path in sorted(namespaces.iterdir()) if namespaces.is_dir() else []:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def network_servers(data_root: Path) -> list[int]:
+    """The pids serving the networks of the daemon at `data_root` (pasta, aardvark-dns, namespace holders:
+    their command lines name a path under its network folder)."""
+    network = _network_prefix(data_root)
+    return [pid for pid, _, cmdline in _processes() if network in cmdline]
+
+
+def _network_prefix(data_root: Path) -> str:
+    return str(data_root.resolve()) + "/network"
+
+
+def _processes() -> Iterator[tuple[int, str, str]]:
+    """(pid, working directory, command line) of every process whose /proc entries can still be read."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        yield int(entry.name), cwd, cmdline
 
 
 def kill_and_wait(victims: list[int]) -> None:

@@ -401,14 +401,15 @@ def test_an_event_goes_once_nothing_more_comes_for_the_timeout(daemon: Daemon, f
     ).strip()  # fmt: skip
     shipped = run_with_fluentd(daemon, fluentd.address, *env, "busybox", "sh", "-c", script, opts=opts)
     log_path = Path(daemon.inspect(in_file)["LogPath"])
-    started = time.monotonic()
-    fluentd.wait_for(1, timeout=4)
-    while not (log_path.exists() and log_path.read_text()):
-        assert time.monotonic() - started < 4, "json-file never got the event"
+    # Each event must arrive while its container still sleeps before its next line: the wall clock ended it,
+    # not the next line nor the container's end (both come 5 s later).
+    fluentd.wait_for(1, timeout=30)
+    assert daemon.inspect(shipped)["State"]["Running"], "fluentd got the event only once the container went on"
+    while not (log_path.exists() and log_path.read_text()) and daemon.inspect(in_file)["State"]["Running"]:
         time.sleep(0.05)
+    assert daemon.inspect(in_file)["State"]["Running"], "json-file got the event only once the container went on"
     assert [r["log"] for r in json_records(str(log_path))] == [TRACES["java"]() + "\n"]
     assert fluentd.values("log") == [TRACES["java"]()]
-    assert daemon.inspect(in_file)["State"]["Running"] and daemon.inspect(shipped)["State"]["Running"]
     for container_id in (in_file, shipped):
         daemon.ok("wait", container_id)
     fluentd.wait_for(2, timeout=10)

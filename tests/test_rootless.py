@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from logship.runtime import cgroups, netavark
-from tests.harness import DOCKER, Daemon, kill_processes_under, needs_docker
+from tests.harness import DOCKER, Daemon, kill_processes_under, needs_docker, network_servers
 from tests.hostnet import fetch, free_port
 from tests.rootfs import build_busybox_rootfs
 from tests.rootless import RootlessDaemon, TestUser, rootless_problem, user_python
@@ -275,20 +275,6 @@ def test_host_and_none_networks_exec_cp_and_a_terminal(daemon: RootlessDaemon) -
     assert shown.splitlines()[0].strip() == "/dev/console" and ",gid=" in shown  # tty (5), as the host names it
 
 
-def network_helpers(daemon: RootlessDaemon) -> list[tuple[str, int]]:
-    """(command, host uid) of the processes serving the daemon's networks."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            uid = entry.stat().st_uid
-        except OSError:
-            continue
-        if entry.name.isdigit() and str(daemon.data_root / "network").encode() in b" ".join(argv):
-            found.append((argv[0].decode(errors="replace"), uid))
-    return found
-
-
 @pytest.mark.skipif(
     bool(netavark.missing_tools()) or shutil.which("pasta") is None,
     reason="needs netavark, aardvark-dns and passt (.ci/setup installs them)",
@@ -317,8 +303,8 @@ def test_bridge_networks_names_and_published_ports_as_the_user(rootless_user: Te
             script = "for i in $(seq 20); do nc -w 1 web 80 </dev/null && break; sleep 0.1; done; wget -q -O- http://web/hostname"
             assert daemon.ok("run", "--rm", "--network", "talk", "busybox", "sh", "-c", script).strip() == short_id
             assert fetch(port).endswith(short_id + "\n")  # from the host's loopback, through pasta
-            helpers = network_helpers(daemon)  # pasta, aardvark-dns: their command lines name the data root
-            assert helpers and {owner for _, owner in helpers} == {rootless_user.uid}, helpers  # not root's
+            owners = {pid: Path(f"/proc/{pid}").stat().st_uid for pid in network_servers(daemon.data_root)}
+            assert owners and set(owners.values()) == {rootless_user.uid}, owners  # pasta, aardvark-dns: not root's
             daemon.ok("rm", "-f", "web")
             daemon.ok("network", "rm", "talk")
         finally:
